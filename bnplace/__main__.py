@@ -1,0 +1,3 @@
+from bnplace.cli import main
+
+main(prog_name="bnplace")

@@ -1,0 +1,1 @@
+"""One module per ``bnplace`` subcommand; ``bnplace.cli`` loads them lazily."""

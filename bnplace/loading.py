@@ -1,0 +1,116 @@
+"""Turn ``package.module:Name`` and ``path/to/file.py:Name`` specs into Python objects.
+
+Every failure is a :class:`SpecError` with a one-line message, so the CLI can print it and exit 2
+instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+
+class SpecError(ValueError):
+    """A spec that does not name a loadable object, or that object failed to build."""
+
+
+def load_object(spec: str) -> Any:
+    """Import the module (or file) a spec names and return the attribute after the colon."""
+    module_part, sep, attr_path = spec.rpartition(":")
+    if not sep or not module_part or not attr_path:
+        raise SpecError(f"bad spec {spec!r}: expected 'package.module:Name' or 'path/to/file.py:Name'")
+    module = _import_file(module_part) if _looks_like_path(module_part) else _import_module(module_part)
+    obj: Any = module
+    for attr in attr_path.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise SpecError(f"{module_part!r} has no attribute {attr_path!r}") from None
+    return obj
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    """Parse ``--model-kwargs`` JSON into a dict (an empty dict for None or empty text)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SpecError(f"--model-kwargs is not valid JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(value, dict):
+        raise SpecError("--model-kwargs must be a JSON object, e.g. '{\"hidden\": 128}'")
+    return value
+
+
+def model_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[], Any]:
+    """A zero-argument callable building a fresh ``nn.Module`` from a spec each time it is called.
+
+    The spec may name an ``nn.Module`` subclass or any function returning a module. The first
+    model is built here, so a spec that cannot build fails now, not in the middle of a study.
+    """
+    target = load_object(spec)
+    if not callable(target):
+        raise SpecError(f"{spec!r} is not a class or function")
+    factory = functools.partial(_build, spec, target, dict(kwargs or {}))
+    factory()
+    return factory
+
+
+def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
+    """Build one ``nn.Module`` from a spec (see :func:`model_factory`)."""
+    return model_factory(spec, kwargs)()
+
+
+def _build(spec: str, target: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    from torch import nn
+
+    try:
+        model = target(**kwargs)
+    except Exception as err:  # the user's constructor: report it on one line
+        raise SpecError(f"building {spec!r} failed: {type(err).__name__}: {err}") from err
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith(".py") or "/" in text or "\\" in text
+
+
+def _import_module(name: str) -> Any:
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # let `mymod:Net` find mymod.py in the working folder
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        raise SpecError(f"cannot import module {name!r}: {err}") from None
+    except Exception as err:
+        raise SpecError(f"importing {name!r} failed: {type(err).__name__}: {err}") from err
+
+
+def _import_file(path_text: str) -> Any:
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise SpecError(f"no such file: {path_text}")
+    module_name = f"_bnplace_user_{path.stem}_{abs(hash(str(path)))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise SpecError(f"cannot load {path_text} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
+    sys.path.insert(0, str(path.parent))  # sibling imports inside the user's file
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[module_name]
+        raise SpecError(f"running {path_text} failed: {type(err).__name__}: {err}") from err
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
