@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -c "import torch" 2>/dev/null; then
-    python3 -m pip install -q torch==2.13.0 \
-        || python3 -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+    python3 -m pip install -q torch==2.13.0
 fi
 python3 -m pip install -q -e ".[dev,distributed]"
