@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -43,18 +43,29 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     return [finding for finding in findings if not is_suppressed(finding, lines)]
 
 
-def lint_file(source: SourceFile, enabled: Callable[[str], bool], fix: bool = False
-              ) -> tuple[list[Finding], str]:
-    """The findings left in a file and its code after fixing (the same code unless ``fix``)."""
+@dataclass(frozen=True)
+class FileResult:
+    """What linting one file gave: the findings left, the file text after fixing, how many fixed."""
+
+    findings: list[Finding]
+    text: str
+    fixed: int = 0
+
+
+def lint_file(source: SourceFile, enabled: Callable[[str], bool], fix: bool = False) -> FileResult:
+    """Lint one file; with ``fix``, rewrite its code until no fixable finding is left."""
     code = source.code
     findings = lint_code(code, enabled)
+    first_count = len(findings)
     for _ in range(_MAX_FIX_ROUNDS if fix else 0):
         fixable = [finding for finding in findings if finding.fix_title]
         fixed = apply_fixes(code, fixable) if fixable else code
         if fixed == code:
             break
         code, findings = fixed, lint_code(fixed, enabled)
-    return [_placed(finding, source) for finding in findings], code
+    text = source.rendered(code) if code != source.code else source.text
+    return FileResult([_placed(finding, source) for finding in findings], text,
+                      max(first_count - len(findings), 0))
 
 
 def _placed(finding: Finding, source: SourceFile) -> Finding:
