@@ -37,7 +37,7 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
         if not enabled("BNP000"):
             return []
         where = Location(err.raw_line, err.raw_column, err.raw_line, err.raw_column)
-        return [Finding("BNP000", f"SyntaxError: {err.message}", where)]
+        return [Finding("BNP000", f"SyntaxError: {err.message.splitlines()[0][:120]}", where)]
     findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True)), enabled)
     lines = code.splitlines()
     return [finding for finding in findings if not is_suppressed(finding, lines)]

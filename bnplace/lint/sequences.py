@@ -222,9 +222,13 @@ class _Describer:
             return self._elements(node.elements, frame)
         if isinstance(node, (cst.Name, cst.Attribute)):
             return frame.values.get(dotted_text(node))
+        if isinstance(node, cst.IfExp):  # ``nn.Dropout(p) if p else None``: the layer it may be
+            return self._layers_of(node.body, frame) or self._layers_of(node.orelse, frame)
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
             left, right = self._layers_of(node.left, frame), self._layers_of(node.right, frame)
-            return left + right if left is not None and right is not None else None
+            if left is None and right is None:
+                return None
+            return (left or (self._opaque(node.left),)) + (right or (self._opaque(node.right),))
         return None
 
     def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:
@@ -271,8 +275,14 @@ class _Describer:
         """``OrderedDict([("fc", nn.Linear(...)), ...])``: the second item of each pair."""
         if not isinstance(node, (cst.List, cst.Tuple)):
             return None
-        pairs = [e.value for e in node.elements if isinstance(e.value, cst.Tuple)]
-        return self._elements([p.elements[-1] for p in pairs if p.elements], frame)
+        layers: Layers = ()
+        for element in node.elements:
+            pair = element.value
+            if isinstance(pair, cst.Tuple) and pair.elements:
+                found = self._element(pair.elements[-1].value, frame)
+                # A lone layer sits at its whole pair, so a fix moves its name along with it.
+                layers += (replace(found[0], location=self._location(pair)),) if len(found) == 1 else found
+        return layers if any(layer.kind is not None for layer in layers) else None
 
     def _element(self, node: cst.BaseExpression, frame: _Frame) -> Layers:
         return self._layers_of(node, frame) or (self._opaque(node),)
@@ -299,17 +309,29 @@ class _Describer:
         return None
 
     def _apply(self, call: cst.Call, frame: _Frame) -> _Node | None:
-        positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
-        source = self._flow(positional[0], frame) if positional else None
         func = call.func
+        positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+        source = positional[0] if positional else None
+        tensor_method = isinstance(func, cst.Attribute) and self._is_tensor(func.value, frame)
+        if tensor_method:
+            source = func.value  # a method of a tensor (``x.relu()``) reads that tensor
         callee_key = dotted_text(func)
         if isinstance(func, cst.Call):
             layers = self._layers_of(func, frame)
         elif callee_key in frame.values:
             layers = self._at_call_site(frame.values[callee_key], func, frame)
         else:
-            layers = self._function_layer(call, frame)
-        return self._chain(layers or (self._opaque(call),), source)
+            layers = self._function_layer(call, tensor_method)
+        parent = self._flow(source, frame) if source is not None else None
+        return self._chain(layers or (self._opaque(call),), parent)
+
+    def _is_tensor(self, node: cst.BaseExpression, frame: _Frame) -> bool:
+        """Whether an expression may hold data: a call's result or a plain variable (a
+        parameter, a computed value), not ``self``, a layer or an imported module."""
+        if isinstance(node, cst.Call) or dotted_text(node) in frame.tensors:
+            return True
+        return (isinstance(node, cst.Name) and node.value not in ("self", "cls")
+                and node.value not in frame.values and not self._names.is_imported(node))
 
     def _at_call_site(self, layers: Layers, func: cst.BaseExpression, frame: _Frame) -> Layers:
         """A module stored in a name and called (``self.bn(x)``) sits where it is called."""
@@ -317,19 +339,18 @@ class _Describer:
             return layers
         return (replace(layers[0], location=self._location(func), movable=not frame.conditional),)
 
-    def _function_layer(self, call: cst.Call, frame: _Frame) -> Layers | None:
-        """``F.relu(x)``, ``torch.flatten(x, 1)``, and the method forms ``x.relu()``, ``x.view(...)``."""
-        layer_type = self._names.layer_type(call.func)
+    def _function_layer(self, call: cst.Call, tensor_method: bool) -> Layers | None:
+        """``F.relu(x)``, ``torch.flatten(x, 1)``; or, when the call is a method of a tensor,
+        ``x.relu()``, ``x.view(n, -1)``."""
         where = self._location(call)
-        if layer_type is not None and layer_type.is_function:
-            return (read_layer(call, layer_type, where, where, movable=False),)
-        func = call.func
-        if isinstance(func, cst.Attribute) and not self._names.is_imported(func.value):
-            kind = kind_of_torch_function(func.attr.value)
-            if kind in _METHOD_KINDS:
-                self._flow(func.value, frame)
-                return (Layer(kind, func.attr.value, where, where, framework="torch"),)
-        return None
+        if not tensor_method:
+            layer_type = self._names.layer_type(call.func)
+            if layer_type is not None and layer_type.is_function:
+                return (read_layer(call, layer_type, where, where, movable=False),)
+            return None
+        method = call.func.attr.value
+        kind = kind_of_torch_function(method)
+        return (Layer(kind, method, where, where, framework="torch"),) if kind in _METHOD_KINDS else None
 
     def _chain(self, layers: Layers, source: _Node | None) -> _Node | None:
         node = source

@@ -17,9 +17,7 @@ def check(description: Description) -> Iterator[Finding]:
             if j is None or layers[j].kind is not LayerKind.DROPOUT:
                 continue
             bn, dropout = layers[i], layers[j]
-            swappable = (j == i - 1 and bn.movable and dropout.movable
-                         and (dropout.location.row, dropout.location.column)
-                         < (bn.location.row, bn.location.column))
+            swappable = j == i - 1 and bn.movable and dropout.movable
             yield Finding("BNP001", f"{bn.type_name} is fed directly by {dropout.type_name}: it "
                           "learns statistics of dropped-out activations that differ at inference",
                           bn.location, (bn, dropout),
