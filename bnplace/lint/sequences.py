@@ -141,6 +141,8 @@ class _Describer:
                 self._run_if(statement.orelse, frame)
             else:
                 self._run_block(statement.orelse.body.body, frame)
+            for layers in frame.values.values():
+                self._emit(layers)
             frame.restore(taken)
         frame.conditional -= 1
 
@@ -174,7 +176,7 @@ class _Describer:
         tensor = self._flow(value, frame) if layers is None else None
         if key is None:
             return
-        frame.values.pop(key, None)
+        self._emit(frame.values.pop(key, ()))  # a name built up and then rebound (a second model)
         frame.tensors.pop(key, None)
         if layers is None:
             frame.tensors[key] = tensor
