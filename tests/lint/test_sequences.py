@@ -93,3 +93,9 @@ def test_both_branches_of_an_if_else_are_read() -> None:
               "else:\n    head = [Dense(64), BatchNormalization()]\n"
               "model = Sequential(head + [BatchNormalization()])\n")
     assert code_lines(source) == [("BNP002", 4), ("BNP001", 5)]
+
+
+def test_a_bias_switch_computed_at_run_time_is_left_alone() -> None:
+    source = ("net = nn.Sequential(nn.Linear(8, 8, bias=use_bias), nn.BatchNorm1d(8),\n"
+              "                    nn.Linear(8, 8, bias=True), nn.BatchNorm1d(8))\n")
+    assert code_lines(source) == [("BNP002", 2)]
