@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
-from libcst.metadata import (MetadataWrapper, PositionProvider, QualifiedNameProvider,
-                             ScopeProvider)
+from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
 from bnplace.lint.layer_calls import read_layer
 from bnplace.lint.layers import Description, Layer, Location
@@ -73,10 +72,10 @@ def describe(wrapper: MetadataWrapper) -> Description:
 class _Describer:
     def __init__(self, wrapper: MetadataWrapper) -> None:
         module = wrapper.module
-        metadata = wrapper.resolve_many((PositionProvider, ScopeProvider, QualifiedNameProvider))
+        metadata = wrapper.resolve_many((PositionProvider, ScopeProvider))
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
-        self._names = NameResolver(module, metadata[QualifiedNameProvider])
+        self._names = NameResolver(module, self._scopes)
         self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code))
         self._module = module
         self._functions = _functions_by_name(module)
