@@ -1,0 +1,251 @@
+"""Rewrite every chain of a model to a BatchNorm placement.
+
+Two ways, chosen per traced part:
+
+* **In place** (the model keeps its class, its forward and its state_dict keys): when every
+  chain to change in the part lies side by side in a plain ``nn.Sequential``, the Sequential's
+  children are reordered; an inserted BN gets the key ``<linear key>_bn`` (``"0_bn"``), a moved BN
+  keeps its key, a removed one is dropped.
+* **Traced** (otherwise: functional layers, custom forwards): the part becomes an
+  ``fx.GraphModule`` with the chain's nodes rewired. Its submodules keep their names (so the
+  state_dict keys of existing layers stay) and it reads ``self.training`` where the original did
+  (see :mod:`bnplace.graph.tracing`), so ``eval()`` still switches dropout off. A part whose
+  forward branches on ``self.training`` is never replaced by a traced copy; its chains that would
+  need one are skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
+
+from torch import fx, nn
+
+from bnplace.graph.bias import linear_batchnorm_pairs, move_bias_into_batchnorm
+from bnplace.graph.chains import Chain, ChainList, find_chains
+from bnplace.graph.kinds import main_input, with_main_input
+from bnplace.graph.shapes import batchnorm_for, output_shape, propagate_shapes
+from bnplace.graph.tracing import TracedPart, trace
+from bnplace.placement import Placement
+
+PlacementSpec = Union[Placement, str, Mapping[Union[str, Chain], Union[Placement, str]]]
+
+
+class BnplaceWarning(UserWarning):
+    """Something bnplace left as it was (a skipped chain, an untraced part)."""
+
+
+def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = None,
+            drop_bias: bool = True, *, leaf_modules: Iterable[type[nn.Module] | str] = (),
+            concrete_args: Mapping[str, Any] | None = None) -> nn.Module:
+    """A new model where every chain has ``placement`` (the input model is untouched).
+
+    ``placement`` is a :class:`~bnplace.Placement` (or its CLI name) for every chain, or a dict
+    from chain (its linear's name, or the :class:`Chain`) to placement; chains not in the dict
+    stay as they are. A BN is inserted (kind and width from the linear's output, see
+    :mod:`bnplace.graph.shapes`), moved with its parameters and statistics, or removed for
+    ``none``. With ``drop_bias``, a linear layer feeding straight into BN loses its bias and the
+    BN's running mean is shifted by it (outputs unchanged, see :func:`drop_redundant_bias`).
+    Chains that cannot be rewritten safely stay as they are, with a :class:`BnplaceWarning`.
+    """
+    new = copy.deepcopy(model)
+    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
+    if example_inputs is not None:
+        propagate_shapes(traced, example_inputs)
+    chains = find_chains(new, traced=traced)
+    wanted = _wanted_placements(chains, placement)
+    if traced.untraced:
+        left = "; ".join(f"`{name or type(model).__name__}`: {why}"
+                         for name, why in traced.untraced.items())
+        warnings.warn(f"bnplace: left untraced (rewritten only inside their traceable parts): "
+                      f"{left}", BnplaceWarning, stacklevel=2)
+
+    todo: dict[str, list[tuple[Chain, Placement]]] = {}
+    for chain in chains:
+        target = wanted.get(chain.linear)
+        if target is None or chain.placement_for(target) is chain.placement:
+            continue
+        if chain.skipped:
+            warnings.warn(f"bnplace: chain `{chain.linear}` left at {chain.placement}: "
+                          f"{chain.skipped}", BnplaceWarning, stacklevel=2)
+            continue
+        todo.setdefault(chain.part, []).append((chain, chain.placement_for(target)))
+
+    # bias pairs are resolved to module objects now: module paths change when a part is replaced
+    changed = {c.linear for jobs in todo.values() for c, _ in jobs}
+    pairs = [(new.get_submodule(lin), new.get_submodule(bn))
+             for lin, bn in linear_batchnorm_pairs(traced) if lin not in changed]
+
+    result = new
+    parts = {p.prefix: p for p in traced.parts}
+    for prefix in sorted(todo, key=lambda p: -p.count(".") if p else 1):
+        part, jobs = parts[prefix], todo[prefix]
+        if all(c.container is not None for c, _ in jobs):
+            for chain, target in jobs:
+                pairs += _rewrite_in_sequential(new, part, chain, target)
+        else:
+            gm = part.graph_module
+            for chain, target in jobs:
+                pairs += _rewrite_in_graph(gm, part, chain, target)
+            _finish(gm)
+            result = _install(result, prefix, gm)
+
+    if drop_bias:
+        for linear, bn in pairs:
+            move_bias_into_batchnorm(linear, bn)
+    return result
+
+
+def _wanted_placements(chains: ChainList, placement: PlacementSpec) -> dict[str, Placement]:
+    if isinstance(placement, Mapping):
+        known = {c.linear for c in chains}
+        wanted = {}
+        for key, value in placement.items():
+            name = key.linear if isinstance(key, Chain) else str(key)
+            if name not in known:
+                listed = ", ".join(sorted(known)) or "none found"
+                raise ValueError(f"no chain starts at {name!r}; chains: {listed}")
+            wanted[name] = Placement.parse(value)
+        return wanted
+    target = Placement.parse(placement)
+    return {c.linear: target for c in chains}
+
+
+def _new_batchnorm(part: TracedPart, chain: Chain) -> nn.Module:
+    assert chain.nodes is not None
+    node = chain.nodes.linear
+    if node.op == "call_module":
+        linear = part.module.get_submodule(str(node.target))
+        width = getattr(linear, "out_features", None) or getattr(linear, "out_channels", None)
+        return batchnorm_for(linear, None, width, output_shape(node), getattr(linear, "weight", None))
+    weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+    tensor = None
+    if isinstance(weight, fx.Node) and weight.op == "get_attr":
+        tensor = _fetch(part.module, str(weight.target))
+    width = int(tensor.shape[0]) if tensor is not None and tensor.dim() > 0 else None
+    name = getattr(node.target, "__name__", "")
+    return batchnorm_for(None, name, width, output_shape(node), tensor)
+
+
+def _fetch(module: nn.Module, target: str) -> Any:
+    obj: Any = module
+    for atom in target.split("."):
+        obj = getattr(obj, atom)
+    return obj
+
+
+def _rewrite_in_sequential(model: nn.Module, part: TracedPart, chain: Chain, target: Placement
+                           ) -> list[tuple[nn.Module, nn.Module]]:
+    """Reorder the children of the chain's nn.Sequential. Returns the (linear, BN) bias pairs."""
+    assert chain.nodes is not None and chain.container is not None
+    seq = model.get_submodule(chain.container)
+    key = {role: str(n.target).rpartition(".")[2] if n is not None else None
+           for role, n in vars(chain.nodes).items()}
+    keys = list(seq._modules)
+    members = [k for k in (key["linear"], key["activation"], key["dropout"], key["batchnorm"]) if k]
+    positions = sorted(keys.index(k) for k in members)
+    lo, hi = positions[0], positions[-1]
+    if key["batchnorm"] is not None:
+        bn_key, bn = key["batchnorm"], seq._modules[key["batchnorm"]]
+    else:
+        bn_key = _unique(f"{key['linear']}_bn", seq._modules)
+        bn = _new_batchnorm(part, chain) if target is not Placement.NONE else None
+    order = [key["linear"]]
+    if target is Placement.BEFORE_ACTIVATION:
+        order.append(bn_key)
+    order.append(key["activation"])
+    if target is Placement.AFTER_ACTIVATION:
+        order.append(bn_key)
+    if key["dropout"]:
+        order.append(key["dropout"])
+    if target is Placement.AFTER_DROPOUT:
+        order.append(bn_key)
+    modules = dict(seq._modules)
+    modules[bn_key] = bn
+    seq._modules = OrderedDict(
+        [(k, modules[k]) for k in keys[:lo]]
+        + [(k, modules[k]) for k in order]
+        + [(k, modules[k]) for k in keys[hi + 1:]]
+    )
+    if target is Placement.BEFORE_ACTIVATION:
+        return [(modules[key["linear"]], bn)]  # type: ignore[list-item]
+    return []
+
+
+def _rewrite_in_graph(gm: fx.GraphModule, part: TracedPart, chain: Chain, target: Placement
+                      ) -> list[tuple[nn.Module, nn.Module]]:
+    """Rewire the chain's nodes in ``gm``'s graph. Returns the (linear, BN) bias pairs."""
+    assert chain.nodes is not None
+    graph = gm.graph
+    linear, act, drop, old = (chain.nodes.linear, chain.nodes.activation, chain.nodes.dropout,
+                              chain.nodes.batchnorm)
+    moved = None
+    if old is not None:
+        source = main_input(old)
+        assert isinstance(source, fx.Node)
+        old.replace_all_uses_with(source)
+        moved = old
+        graph.erase_node(old)
+    if target is Placement.NONE:
+        return []
+    anchor = {Placement.BEFORE_ACTIVATION: linear, Placement.AFTER_ACTIVATION: act,
+              Placement.AFTER_DROPOUT: drop or act}[target]
+    with graph.inserting_after(anchor):
+        if moved is not None:
+            args, kwargs = with_main_input(moved, anchor)
+            bn_node = graph.create_node(moved.op, moved.target, args, kwargs)
+        else:
+            base = (str(linear.target) if linear.op == "call_module" else linear.name) + "_bn"
+            name = _unique_attr(gm, base.replace(".", "_") if linear.op != "call_module" else base)
+            gm.add_submodule(name, _new_batchnorm(part, chain))
+            bn_node = graph.call_module(name, (anchor,))
+    anchor.replace_all_uses_with(bn_node, delete_user_cb=lambda user: user is not bn_node)
+    if target is Placement.BEFORE_ACTIVATION and linear.op == "call_module" \
+            and bn_node.op == "call_module":
+        return [(gm.get_submodule(str(linear.target)), gm.get_submodule(str(bn_node.target)))]
+    return []
+
+
+def _finish(gm: fx.GraphModule) -> None:
+    try:
+        gm.graph.lint()
+    except RuntimeError:
+        from torch.fx.passes.tools_common import legalize_graph
+        legalize_graph(gm)
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+
+
+def _install(result: nn.Module, prefix: str, gm: fx.GraphModule) -> nn.Module:
+    if not prefix:
+        return gm
+    parent_name, _, attr = prefix.rpartition(".")
+    parent = result.get_submodule(parent_name) if parent_name else result
+    setattr(parent, attr, gm)
+    return result
+
+
+def _unique(base: str, taken: Mapping[str, Any]) -> str:
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}{i}", i + 1
+    return name
+
+
+def _unique_attr(gm: fx.GraphModule, target: str) -> str:
+    name, i = target, 1
+    while True:
+        try:
+            gm.get_submodule(name)
+        except AttributeError:
+            parent, _, attr = name.rpartition(".")
+            try:
+                holder = gm.get_submodule(parent) if parent else gm
+            except AttributeError:
+                return name
+            if not hasattr(holder, attr):
+                return name
+        name, i = f"{target}{i}", i + 1
