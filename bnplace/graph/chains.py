@@ -159,8 +159,7 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
                 skipped = f"`{part.qualified(str(n.target))}` is called at {calls[n.target]} places"
                 break
     if skipped is None and part.training_dependent and _container(part, members, modules) is None:
-        skipped = (f"the forward of `{part.prefix or type(part.module).__name__}` branches on "
-                   f"self.training, so a traced copy would keep only one branch")
+        skipped = part.training_dependent
     shape = None
     meta = linear.meta.get("tensor_meta")
     if meta is not None and hasattr(meta, "shape"):

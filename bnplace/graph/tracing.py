@@ -96,6 +96,7 @@ class ChainTracer(fx.Tracer):
         self.failed_in: str | None = None  # innermost traced module whose forward raised
         self._training_node: fx.Node | None = None
         self.flags: list[_TrainingFlag] = []
+        self.baked: str | None = None  # why self.training had to be baked in, if it was
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types):
@@ -136,7 +137,7 @@ class TracedPart:
     prefix: str
     module: nn.Module
     graph: fx.Graph
-    training_dependent: bool = False
+    training_dependent: str | None = None  # why the graph holds one training mode only, if so
     opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: they do not trace
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
 
@@ -211,7 +212,10 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
                     _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
             return
         break
-    dependent = any(f.used_in_control_flow for f in tracer.flags)
+    dependent = tracer.baked or next(
+        (f"the forward of `{_join(prefix, f.owner) or type(module).__name__}` branches on "
+         f"self.training, so a traced copy would keep only one branch"
+         for f in tracer.flags if f.used_in_control_flow), None)
     parts.append(TracedPart(prefix, module, graph, dependent, tuple(opaque)))
     for name in opaque:
         sub = module.get_submodule(name)
@@ -221,18 +225,60 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
                             untraced, first_error)
 
 
+# torch builtins with a bool ``train``/``training`` parameter: their argument parser rejects the
+# stand-in flag before __torch_function__ runs, so they are wrapped while tracing.
+_TRAINING_BUILTINS = ("dropout", "dropout_", "alpha_dropout", "alpha_dropout_", "feature_dropout",
+                      "feature_dropout_", "feature_alpha_dropout", "feature_alpha_dropout_",
+                      "batch_norm", "rrelu", "rrelu_")
+
+
+def _flag_aware(builtin: Any) -> Any:
+    @functools.wraps(builtin)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        values = (*args, *kwargs.values())
+        if any(isinstance(v, _TrainingFlag) for v in values):
+            proxy = next((v for v in values if isinstance(v, fx.Proxy)), None)
+            if proxy is not None:
+                return proxy.tracer.create_proxy("call_function", builtin, args, kwargs)
+            args = tuple(a.value if isinstance(a, _TrainingFlag) else a for a in args)
+            kwargs = {k: v.value if isinstance(v, _TrainingFlag) else v for k, v in kwargs.items()}
+        return builtin(*args, **kwargs)
+    return call
+
+
 def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
                       concrete_args: dict[str, Any] | None) -> fx.Graph:
     saved = [(m, m.__dict__.get("training", True)) for m in module.modules()]
+    builtins = {name: getattr(torch, name) for name in _TRAINING_BUILTINS if hasattr(torch, name)}
     try:
         for name, m in module.named_modules():
             flag = _TrainingFlag(m.__dict__.get("training", True), name)
             tracer.flags.append(flag)
             m.__dict__["training"] = flag
-        return tracer.trace(module, concrete_args)
+        for name, builtin in builtins.items():
+            setattr(torch, name, _flag_aware(builtin))
+        try:
+            return tracer.trace(module, concrete_args)
+        except TypeError as error:
+            if "_TrainingFlag" not in str(error):
+                raise
+            err = error
     finally:
+        for name, builtin in builtins.items():
+            setattr(torch, name, builtin)
         for m, value in saved:
             m.__dict__["training"] = value
+    # a torch builtin took self.training as a bool: trace with the plain flag, which fx bakes in
+    tracer.baked = (f"`{type(module).__name__}` passes self.training to a torch builtin that "
+                    f"fx records as a constant ({_first_line(err)})")
+    tracer.flags = []
+    tracer.failed_in = None
+    return tracer.trace(module, concrete_args)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _is_chain_leaf(module: nn.Module, leaf: tuple[Any, ...]) -> bool:

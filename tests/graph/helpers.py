@@ -7,22 +7,16 @@ from torch import nn
 
 
 def identity_batchnorms(model: nn.Module) -> nn.Module:
-    """Make every BN an exact identity in eval mode: mean 0, var 1 - eps, weight 1, bias 0."""
+    """Make every fresh BN an exact identity in eval mode: running_var = 1 - eps.
+
+    The running mean is left alone: a fresh BN holds 0 there, or minus the bias that
+    ``drop_bias`` moved into it (which the identity must keep subtracting back).
+    """
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
             with torch.no_grad():
-                if m.running_mean is not None:
-                    m.running_mean.zero_()
-                    m.running_var.fill_(1 - m.eps)
-                if m.affine:
-                    m.weight.fill_(1)
-                    m.bias.zero_()
+                m.running_var.fill_(1 - m.eps)
     return model
-
-
-def fresh_identity(model: nn.Module) -> nn.Module:
-    """Like identity_batchnorms, for a model rewritten with fresh BNs (running_var = 1)."""
-    return identity_batchnorms(model)
 
 
 def outputs(model: nn.Module, x: torch.Tensor, train: bool, seed: int = 0) -> torch.Tensor:
