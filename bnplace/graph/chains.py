@@ -128,8 +128,6 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
                     skipped = skipped or (
                         f"`{_name(part, users[0])}` joins another value (a residual connection) "
                         f"between `{_name(part, cur)}` and the activation")
-            elif cur is act and len(users) > 1:
-                skipped = skipped or _other_users(part, cur, users)
             break
         if len(users) > 1:
             skipped = skipped or _other_users(part, cur, users)
