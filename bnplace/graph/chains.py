@@ -99,7 +99,7 @@ def find_chains(model: nn.Module, example_inputs: Any = None, *,
 
 def chains_in_part(part: TracedPart) -> list[Chain]:
     """The chains in one traced part, in graph order."""
-    modules = dict(part.module.named_modules())
+    modules = part.modules
     calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
     kinds = {n: node_kind(n, modules) for n in part.graph.nodes}
     found = []
