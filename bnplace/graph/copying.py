@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any, TypeVar
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -52,7 +52,10 @@ def _copy(module: Any, memo: dict[int, Any]) -> Any:
         return memo[key]
     cls = type(module)
     if not _plain(cls):
-        return copy.deepcopy(module, memo)
+        new = copy.deepcopy(module, memo)
+        if isinstance(module, fx.GraphModule) and type(new) is not cls:
+            new.__class__.__name__ = cls.__name__  # its own class; deepcopy loses the name
+        return new
     new = cls.__new__(cls)
     memo[key] = new
     state = module.__dict__.copy()
