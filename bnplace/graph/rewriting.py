@@ -96,7 +96,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
                 pairs += _rewrite_in_graph(part, chain, target, removed)
                 reorder |= chain.nodes is not None and chain.nodes.batchnorm is not None \
                     and chain.nodes.batchnorm.op != "call_module"
-            result = _install(result, prefix, _finish(part, removed, reorder))
+            result = install_part(result, prefix, _finish_part(part, removed, reorder))
 
     if drop_bias:
         for linear, bn in pairs:
@@ -241,7 +241,7 @@ def _add_module(part: TracedPart, base: str, module: nn.Module) -> str:
     return full
 
 
-def _finish(part: TracedPart, removed: set[str], reorder: bool) -> fx.GraphModule:
+def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.GraphModule:
     """The part's GraphModule after its graph was edited (built once, or recompiled)."""
     if reorder:  # a moved functional BN may use values defined after its new place
         from torch.fx.passes.tools_common import legalize_graph
@@ -261,13 +261,43 @@ def _finish(part: TracedPart, removed: set[str], reorder: bool) -> fx.GraphModul
     return gm
 
 
-def _install(result: nn.Module, prefix: str, gm: fx.GraphModule) -> nn.Module:
+def finish_graph_module(gm: fx.GraphModule) -> fx.GraphModule:
+    """Make ``gm`` consistent after its graph was edited: order, unused submodules, code."""
+    try:
+        gm.graph.lint()
+    except RuntimeError:
+        from torch.fx.passes.tools_common import legalize_graph
+        legalize_graph(gm)
+    used: set[str] = set()
+    for node in gm.graph.nodes:
+        if node.op in ("call_module", "get_attr"):
+            atoms = str(node.target).split(".")
+            used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))
+            if node.op == "call_module":
+                used.update(f"{node.target}.{name}" for name, _ in
+                            gm.get_submodule(str(node.target)).named_modules() if name)
+    unused = [name for name, _ in gm.named_modules() if name and name not in used]
+    for name in unused:
+        parent = name.rpartition(".")[0]
+        if not parent or parent in used:  # a deleted parent takes its children along
+            gm.delete_submodule(name)
+    gm.recompile()
+    return gm
+
+
+def install_part(model: nn.Module, prefix: str, gm: nn.Module) -> nn.Module:
+    """Put ``gm`` where the traced part ``prefix`` was; returns the (possibly new) root."""
     if not prefix:
         return gm
     parent_name, _, attr = prefix.rpartition(".")
-    parent = result.get_submodule(parent_name) if parent_name else result
+    parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, gm)
-    return result
+    return model
+
+
+# earlier names, kept for callers written against them
+_finish = finish_graph_module
+_install = install_part
 
 
 def _unique(base: str, taken: Mapping[str, Any]) -> str:

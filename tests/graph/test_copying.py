@@ -51,3 +51,20 @@ def test_copy_keeps_sharing_and_independence() -> None:
     assert not torch.equal(new.a.weight, model.a.weight)
     assert torch.equal(model.scale, torch.ones(3))
     assert isinstance(new.a.weight, nn.Parameter) and new.a.weight.requires_grad
+
+
+def test_finish_graph_module_drops_unused_submodules() -> None:
+    from bnplace.graph import trace
+    from bnplace.graph.rewriting import finish_graph_module, install_part
+
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.ReLU())
+    part = trace(model).parts[0]
+    gm = part.graph_module
+    bn = next(n for n in gm.graph.nodes if n.target == "1")
+    bn.replace_all_uses_with(bn.args[0])
+    gm.graph.erase_node(bn)
+    finish_graph_module(gm)
+    assert [name for name, _ in gm.named_children()] == ["0", "2"]
+    assert install_part(model, "", gm) is gm
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(gm(x), torch.relu(model[0](x)))
