@@ -266,7 +266,7 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
         for name, builtin in builtins.items():
             setattr(torch, name, _flag_aware(builtin))
         try:
-            return tracer.trace(module, concrete_args)
+            return _without_string_types(tracer.trace(module, concrete_args))
         except TypeError as error:
             if "_TrainingFlag" not in str(error):
                 raise
@@ -281,7 +281,19 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
                     f"fx records as a constant ({_first_line(err)})")
     tracer.flags = []
     tracer.failed_in = None
-    return tracer.trace(module, concrete_args)
+    return _without_string_types(tracer.trace(module, concrete_args))
+
+
+def _without_string_types(graph: fx.Graph) -> fx.Graph:
+    """Drop annotations that are strings (``from __future__ import annotations``).
+
+    fx cannot pickle a GraphModule whose code refers to a string annotation, so a rewritten model
+    from such a file could not be saved with ``torch.save``.
+    """
+    for node in graph.nodes:
+        if isinstance(node.type, str):
+            node.type = None
+    return graph
 
 
 def _first_line(err: BaseException) -> str:
