@@ -55,7 +55,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     new = copy_module(model)
     traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
     if example_inputs is not None:
-        propagate_shapes(traced, example_inputs)
+        propagate_shapes(traced, example_inputs, real_fallback=True)
     chains = find_chains(new, traced=traced)
     wanted = _wanted_placements(chains, placement)
     if traced.untraced:
