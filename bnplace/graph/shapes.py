@@ -196,7 +196,8 @@ def _capture_part_inputs(traced: Trace, fake_inputs: tuple[Any, ...], fake_mode:
     return captured  # type: ignore[return-value]
 
 
-def _positional(graph: fx.Graph, captured: tuple[tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
+def _positional(graph: fx.Graph, captured: tuple[tuple[Any, ...], dict[str, Any]]
+                ) -> tuple[Any, ...]:
     args, kwargs = captured
     values = list(args)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]

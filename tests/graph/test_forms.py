@@ -36,7 +36,8 @@ def _activation_forms():
             for space, label in ((F, "F"), (torch, "torch")):
                 if hasattr(space, fn):
                     forms.append(pytest.param(
-                        lambda s, x, f=getattr(space, fn), e=extra: f(x, *e(s)), id=f"{label}.{fn}"))
+                        lambda s, x, f=getattr(space, fn), e=extra: f(x, *e(s)),
+                        id=f"{label}.{fn}"))
             if hasattr(torch.Tensor, fn):
                 forms.append(pytest.param(
                     lambda s, x, f=fn, e=extra: getattr(x, f)(*e(s)), id=f"Tensor.{fn}"))
