@@ -12,7 +12,9 @@ import click
 from bnplace import __version__
 
 # subcommand name -> "module:attribute" of its click command
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "tune": "bnplace.commands.tune:tune",
+}
 
 
 class LazyGroup(click.Group):
