@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bnplace.tune.storage import is_counted
+from bnplace.tune.storage import is_counted, with_installed_driver
 from examples.models import MLP
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,11 +29,23 @@ def cli(*args: str) -> list[str]:
             "--model-kwargs", TINY_KWARGS, *args]
 
 
+# One torch thread per worker process: two workers with a thread per core each would
+# oversubscribe a 2-core machine, and OpenMP's spin-waits then slow training a hundredfold.
+WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(cli(*args), cwd=REPO, env=WORKER_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cli(*args), cwd=REPO, env=WORKER_ENV, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def trials_of(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    storage = with_installed_driver(storage)
     return optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
 
 
