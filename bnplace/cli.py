@@ -13,6 +13,7 @@ from bnplace import __version__
 
 # subcommand name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
+    "rewrite": "bnplace.commands.rewrite:rewrite",
     "tune": "bnplace.commands.tune:tune",
 }
 
