@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collections.abc import Iterator
+
 import optuna
 import pytest
+import torch
 
 from bnplace.tune.storage import is_counted, with_installed_driver
 from examples.models import MLP
@@ -56,3 +59,12 @@ def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenT
 @pytest.fixture(autouse=True)
 def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and lose a lot to spin-waits on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
