@@ -99,3 +99,30 @@ def test_a_bias_switch_computed_at_run_time_is_left_alone() -> None:
     source = ("net = nn.Sequential(nn.Linear(8, 8, bias=use_bias), nn.BatchNorm1d(8),\n"
               "                    nn.Linear(8, 8, bias=True), nn.BatchNorm1d(8))\n")
     assert code_lines(source) == [("BNP002", 2)]
+
+
+def test_with_try_and_loops_are_walked_in_order() -> None:
+    source = ("import torch\nfrom torch import nn\n\n"
+              "def run(x, drop: nn.Module, bn: nn.Module):\n"
+              "    head = nn.Sequential(nn.Linear(8, 8), nn.ReLU())\n"
+              "    with torch.no_grad():\n"
+              "        try:\n"
+              "            head.append(nn.Dropout(0.1))\n"
+              "        finally:\n"
+              "            head.append(nn.BatchNorm1d(8))\n"
+              "    return head(x)\n")
+    assert code_lines(source) == [("BNP001", 10)]
+
+
+def test_resnet_style_norm_layer_alias_and_module_methods() -> None:
+    source = ("from torch import nn\n\n"
+              "class Block(nn.Module):\n"
+              "    def __init__(self, planes, norm_layer=None):\n"
+              "        super().__init__()\n"
+              "        if norm_layer is None:\n"
+              "            norm_layer = nn.BatchNorm2d\n"
+              "        self.conv = nn.Conv2d(planes, planes, 3).to(dtype=torch.float)\n"
+              "        self.bn = norm_layer(planes).cuda()\n"
+              "    def forward(self, x):\n"
+              "        return self.bn(self.conv(x)).relu()\n")
+    assert code_lines(source) == [("BNP002", 8)]
