@@ -12,6 +12,7 @@ from pathlib import Path
 from bnplace.lint.notebook import Notebook
 
 SUFFIXES = (".py", ".ipynb")
+_BOM = "\ufeff"
 SKIPPED_FOLDERS = frozenset({
     ".git", ".hg", ".svn", ".bzr", "__pycache__", ".venv", "venv", ".env", ".tox", ".nox",
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".ipynb_checkpoints",
@@ -62,8 +63,10 @@ class SourceFile:
 
     @property
     def code(self) -> str:
-        return self.notebook.code if self.notebook else self.text
+        return self.notebook.code if self.notebook else self.text.removeprefix(_BOM)
 
     def rendered(self, code: str) -> str:
-        """The file text that holds ``code`` (for a notebook, its JSON)."""
-        return self.notebook.with_code(code) if self.notebook else code
+        """The file text that holds ``code`` (for a notebook, its JSON; a byte-order mark kept)."""
+        if self.notebook:
+            return self.notebook.with_code(code)
+        return _BOM + code if self.text.startswith(_BOM) else code
