@@ -35,7 +35,8 @@ def discover(paths: Iterable[Path], is_excluded: Callable[[Path], bool]) -> Iter
 def _walk(folder: Path, is_excluded: Callable[[Path], bool]) -> Iterator[Path]:
     for root, folders, names in os.walk(folder):
         here = Path(root)
-        folders[:] = sorted(name for name in folders if not _skipped_folder(here / name, is_excluded))
+        folders[:] = sorted(name for name in folders
+                            if not _skipped_folder(here / name, is_excluded))
         for name in sorted(names):
             path = here / name
             if path.suffix in SUFFIXES and not is_excluded(path):

@@ -30,7 +30,7 @@ def _range_span(code_range: CodeRange) -> Span:
 
 
 def apply_fixes(code: str, findings: list[Finding]) -> str:
-    """``code`` with the fixes of ``findings`` applied; spans touched twice wait for a next round."""
+    """``code`` with the fixes of ``findings`` applied; a span touched twice waits a round."""
     swaps: dict[Span, Span] = {}
     no_bias: dict[Span, str] = {}
     for finding in findings:

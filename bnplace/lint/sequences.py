@@ -3,17 +3,18 @@
 One walk over each block of statements (the module, every function, every method) keeps two
 tables, in statement order:
 
-- *layer values*: what a name holds when it holds layers — one layer (``bn = BatchNormalization()``),
-  a list built with ``[...]``, ``append``, ``+=``, ``extend``, a model grown with ``model.add(...)``,
-  an ``nn.Sequential(...)``/``Sequential([...])``, the list a helper function returns;
+- *layer values*: what a name holds when it holds layers — one layer
+  (``bn = BatchNormalization()``), a list built with ``[...]``, ``append``, ``+=``, ``extend``, a
+  model grown with ``model.add(...)``, an ``nn.Sequential(...)``/``Sequential([...])``, the list a
+  helper function returns;
 - *tensors*: what a name holds when it holds data — a chain of layers applied so far
   (``x = Dropout(.5)(x)``, ``x = self.bn(self.drop(x))``, ``x = F.relu(self.fc(x))``).
 
 Sequences are the layer values (in the order the layers were added) and the data-flow paths that
 end in a value nothing else consumes. Order comes from data flow, never from neighbouring lines:
-two helper functions defined one after the other are no chain. ``if`` bodies are taken as run (a
-guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list grown
-in a loop repeats). The code is never imported or run.
+two helper functions defined one after the other are no chain. ``if`` bodies are taken as run
+(a guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list
+grown in a loop repeats). The code is never imported or run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``bnplace lint``, ``bnplace rules``, ``bnplace rule``: exit codes, --fix and --diff round trips."""
+"""``bnplace lint``, ``rules``, ``rule``: exit codes, --fix and --diff round trips."""
 
 from __future__ import annotations
 
