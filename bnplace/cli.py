@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "lint": "bnplace.commands.lint:lint",
     "rule": "bnplace.commands.lint:rule",
     "rules": "bnplace.commands.lint:rules",
+    "rewrite": "bnplace.commands.rewrite:rewrite",
 }
 
 

@@ -1,0 +1,73 @@
+"""Drop a linear layer's bias where BatchNorm follows it directly (the bias is redundant there).
+
+BatchNorm subtracts the mean of its input, so a bias right before it cancels out in training.
+Dropping it exactly also needs the BN's ``running_mean`` shifted by the bias, so eval-mode outputs
+(and every later running-mean update) stay the same: ``(x + b) - m  ==  x - (m - b)``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from bnplace.graph.copying import copy_module
+from bnplace.graph.kinds import main_input, module_kind
+from bnplace.graph.tracing import Trace, trace
+from bnplace.placement import LayerKind
+
+
+def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
+    """(linear, batchnorm) qualified module names where the linear feeds only that BN.
+
+    Both must be called exactly once, so changing them changes nothing else.
+    """
+    pairs = []
+    for part in traced.parts:
+        modules = part.modules
+        calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
+        for node in part.graph.nodes:
+            if node.op != "call_module" or calls[node.target] != 1:
+                continue
+            if module_kind(modules[node.target]) is not LayerKind.LINEAR or len(node.users) != 1:
+                continue
+            user = next(iter(node.users))
+            if (user.op == "call_module" and calls[user.target] == 1 and main_input(user) is node
+                    and module_kind(modules[user.target]) is LayerKind.BATCHNORM):
+                pairs.append((part.qualified(str(node.target)), part.qualified(str(user.target))))
+    return pairs
+
+
+def move_bias_into_batchnorm(linear: nn.Module, bn: nn.Module) -> bool:
+    """Remove ``linear``'s bias and shift ``bn.running_mean`` by it. True when a bias was dropped."""
+    bias = getattr(linear, "bias", None)
+    if not isinstance(bias, torch.Tensor) or isinstance(bias, nn.parameter.UninitializedTensorMixin):
+        return False
+    running_mean = getattr(bn, "running_mean", None)
+    if isinstance(running_mean, nn.parameter.UninitializedTensorMixin):
+        return False
+    if isinstance(running_mean, torch.Tensor) and running_mean.shape != bias.shape:
+        return False
+    with torch.no_grad():
+        if isinstance(running_mean, torch.Tensor):
+            running_mean.sub_(bias.detach().to(running_mean.dtype))
+    linear.register_parameter("bias", None)
+    return True
+
+
+def drop_redundant_bias(model: nn.Module, example_inputs: Any = None, *,
+                        leaf_modules: Iterable[type[nn.Module] | str] = (),
+                        concrete_args: Mapping[str, Any] | None = None) -> nn.Module:
+    """A copy of ``model`` where every linear layer feeding straight into BN has no bias.
+
+    Outputs are unchanged in train and eval mode; ``model`` itself is untouched.
+    ``example_inputs`` is accepted for symmetry with :func:`~bnplace.graph.rewrite` and unused.
+    """
+    new = copy_module(model)
+    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
+    for linear_name, bn_name in linear_batchnorm_pairs(traced):
+        move_bias_into_batchnorm(new.get_submodule(linear_name), new.get_submodule(bn_name))
+    return new

@@ -1,0 +1,235 @@
+"""Find linear → activation → dropout chains (and the BatchNorm in each) in a traced model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import fx, nn
+
+from bnplace.graph.kinds import is_add, main_input, node_kind
+from bnplace.graph.tracing import Trace, TracedPart, trace
+from bnplace.placement import LayerKind, Placement
+
+
+@dataclass(frozen=True)
+class ChainNodes:
+    """The fx nodes of a chain, in the graph of its :class:`~bnplace.graph.tracing.TracedPart`."""
+
+    linear: fx.Node
+    activation: fx.Node
+    dropout: fx.Node | None
+    batchnorm: fx.Node | None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A linear → activation → (dropout) chain and where its BatchNorm sits.
+
+    ``linear``, ``activation``, ``dropout`` and ``batchnorm`` are qualified module names for module
+    layers (``features.0``) and fx node names for functional ones (``relu_1``; prefixed with the
+    part's name when the chain lies in a separately traced submodule). ``skipped`` is None, or why
+    the chain cannot be rewritten safely. ``part`` names the traced part that holds the chain and
+    ``nodes`` its fx nodes there; ``container`` is the qualified name of the ``nn.Sequential``
+    holding every layer of the chain side by side, when there is one (rewritten in place).
+    ``shape`` is the linear layer's output shape when example inputs were given.
+    """
+
+    linear: str
+    activation: str
+    dropout: str | None
+    batchnorm: str | None
+    placement: Placement
+    skipped: str | None = None
+    part: str = field(default="", repr=False)
+    nodes: ChainNodes | None = field(default=None, repr=False, compare=False)
+    container: str | None = field(default=None, repr=False)
+    shape: tuple[int, ...] | None = field(default=None, repr=False)
+
+    def placement_for(self, wanted: Placement) -> Placement:
+        """The placement this chain ends up with when ``wanted`` is asked for.
+
+        Without a dropout, "after dropout" is the same place as "after activation".
+        """
+        if wanted is Placement.AFTER_DROPOUT and self.dropout is None:
+            return Placement.AFTER_ACTIVATION
+        return wanted
+
+
+class ChainList(list):
+    """The chains of a model (a list), plus ``untraced``: the parts left untraced, and why.
+
+    ``trace`` is the :class:`~bnplace.graph.tracing.Trace` the chains were found in.
+    """
+
+    untraced: dict[str, str]
+    trace: Trace | None
+
+    def __init__(self, chains: Iterable[Chain] = (), untraced: Mapping[str, str] | None = None,
+                 traced: Trace | None = None) -> None:
+        super().__init__(chains)
+        self.untraced = dict(untraced or {})
+        self.trace = traced
+
+    def by_linear(self) -> dict[str, Chain]:
+        return {c.linear: c for c in self}
+
+
+def find_chains(model: nn.Module, example_inputs: Any = None, *,
+                traced: Trace | None = None,
+                leaf_modules: Iterable[type[nn.Module] | str] = (),
+                concrete_args: Mapping[str, Any] | None = None) -> ChainList:
+    """Find every linear → activation → (dropout) chain of ``model`` and its BatchNorm placement.
+
+    ``example_inputs`` (a tensor or a tuple of them) fills in :attr:`Chain.shape` by shape
+    propagation on fake tensors (no statistic moves). Pass ``traced`` to reuse a :func:`trace`.
+    """
+    if traced is None:
+        traced = trace(model, leaf_modules=leaf_modules, concrete_args=concrete_args)
+    if example_inputs is not None:
+        from bnplace.graph.shapes import propagate_shapes
+        propagate_shapes(traced, example_inputs)
+    chains: list[Chain] = []
+    for part in traced.parts:
+        chains.extend(chains_in_part(part))
+    return ChainList(chains, traced.untraced, traced)
+
+
+def chains_in_part(part: TracedPart) -> list[Chain]:
+    """The chains in one traced part, in graph order."""
+    modules = part.modules
+    calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
+    kinds = {n: node_kind(n, modules) for n in part.graph.nodes}
+    found = []
+    for node in part.graph.nodes:
+        if kinds[node] is LayerKind.LINEAR:
+            chain = _walk(part, node, kinds, modules, calls)
+            if chain is not None:
+                found.append(chain)
+    return found
+
+
+def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | None],
+          modules: dict[str, nn.Module], calls: Counter) -> Chain | None:
+    act = drop = bn = None
+    bn_after: fx.Node | None = None  # the member the BN follows
+    skipped: str | None = None
+    cur = linear
+    while True:
+        users = list(cur.users)
+        follow = [u for u in users if main_input(u) is cur and _continues(u, kinds, act, drop, bn)]
+        if not follow:
+            if act is None and len(users) == 1:
+                join = _residual_join(users[0], kinds)
+                if join is not None:
+                    act = join
+                    skipped = skipped or (
+                        f"`{_name(part, users[0])}` joins another value (a residual connection) "
+                        f"between `{_name(part, cur)}` and the activation")
+            break
+        if len(users) > 1:
+            skipped = skipped or _other_users(part, cur, users)
+        nxt = follow[0]
+        kind = kinds[nxt]
+        if kind is LayerKind.BATCHNORM:
+            bn, bn_after = nxt, cur
+        elif kind is LayerKind.ACTIVATION:
+            act = nxt
+        else:
+            drop = nxt
+        cur = nxt
+    if act is None:
+        return None
+    placement = Placement.NONE
+    if bn is not None:
+        if bn_after is linear:
+            placement = Placement.BEFORE_ACTIVATION
+        elif bn_after is act:
+            placement = Placement.AFTER_ACTIVATION
+        else:
+            placement = Placement.AFTER_DROPOUT
+    members = [n for n in (linear, act, drop, bn) if n is not None]
+    if skipped is None:
+        for n in members:
+            if n.op == "call_module" and calls[n.target] > 1:
+                skipped = f"`{part.qualified(str(n.target))}` is called at {calls[n.target]} places"
+                break
+    if skipped is None and part.training_dependent and _container(part, members, modules) is None:
+        skipped = part.training_dependent
+    shape = None
+    meta = linear.meta.get("tensor_meta")
+    if meta is not None and hasattr(meta, "shape"):
+        shape = tuple(meta.shape)
+    return Chain(
+        linear=_name(part, linear), activation=_name(part, act),
+        dropout=_name(part, drop) if drop is not None else None,
+        batchnorm=_name(part, bn) if bn is not None else None,
+        placement=placement, skipped=skipped, part=part.prefix,
+        nodes=ChainNodes(linear, act, drop, bn),
+        container=_container(part, members, modules), shape=shape,
+    )
+
+
+def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, drop: Any,
+               bn: Any) -> bool:
+    kind = kinds[node]
+    if kind is LayerKind.BATCHNORM:
+        return bn is None
+    if kind is LayerKind.ACTIVATION:
+        return act is None and drop is None
+    if kind is LayerKind.DROPOUT:
+        return act is not None and drop is None
+    return False
+
+
+def _residual_join(user: fx.Node, kinds: dict[fx.Node, LayerKind | None]) -> fx.Node | None:
+    """The activation right after ``user`` when ``user`` adds ``cur`` to another value."""
+    if not is_add(user) or len(user.users) != 1:
+        return None
+    after = next(iter(user.users))
+    return after if kinds[after] is LayerKind.ACTIVATION else None
+
+
+def _other_users(part: TracedPart, cur: fx.Node, users: list[fx.Node]) -> str:
+    names = ", ".join(f"`{_name(part, u)}`" for u in users[:4])
+    more = "" if len(users) <= 4 else f" and {len(users) - 4} more"
+    if any(_inplace(u) and not u.users for u in users):
+        return (f"the output of `{_name(part, cur)}` is changed in place and also used elsewhere "
+                f"({names}{more})")
+    return (f"the output of `{_name(part, cur)}` has {len(users)} users ({names}{more}); "
+            f"moving BatchNorm here would change what the others see")
+
+
+def _inplace(node: fx.Node) -> bool:
+    name = str(node.target) if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return node.kwargs.get("inplace") is True or name.endswith("_")
+
+
+def _name(part: TracedPart, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return part.qualified(str(node.target))
+    return part.qualified(node.name)
+
+
+def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.Module]
+               ) -> str | None:
+    """The qualified name of the plain nn.Sequential holding all members side by side, if any."""
+    if any(n.op != "call_module" for n in members):
+        return None
+    parents = {str(n.target).rpartition(".")[0] for n in members}
+    if len(parents) != 1:
+        return None
+    parent_name = parents.pop()
+    parent = modules.get(parent_name)
+    if type(parent).forward is not nn.Sequential.forward or not isinstance(parent, nn.Sequential):
+        return None
+    keys = list(parent._modules)
+    try:
+        positions = sorted(keys.index(str(n.target).rpartition(".")[2]) for n in members)
+    except ValueError:
+        return None
+    if positions[-1] - positions[0] != len(positions) - 1:
+        return None
+    return part.qualified(parent_name) if parent_name else (part.prefix or "")

@@ -1,0 +1,341 @@
+"""Trace a model with torch.fx so that every chain layer stays one node.
+
+:func:`trace` is the entry point the other graph passes (and ``bnplace.fold``) share. It returns a
+:class:`Trace`: one or more :class:`TracedPart` (the whole model when it traces, otherwise the
+largest submodules that do) plus the parts left untraced and why.
+
+Two things differ from ``torch.fx.symbolic_trace``:
+
+* :class:`ChainTracer` keeps every Linear/Conv/BatchNorm/Dropout/activation module *and every user
+  subclass of one* as a leaf (fx would trace into a subclass defined outside ``torch.nn``), so a
+  chain layer is always one ``call_module`` node.
+* ``self.training`` is not baked in. fx would record ``F.dropout(x, p, self.training)`` with the
+  constant the flag had while tracing, so the traced model would keep dropping out in ``eval()``.
+  While tracing, every module's ``training`` attribute is a stand-in that turns into a
+  ``get_attr('training')`` node when passed to a call, so the traced code reads ``self.training``
+  like the original did. A stand-in used in control flow (``if self.training:``) marks the part
+  :attr:`TracedPart.training_dependent`: its graph holds only the branch taken while tracing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from bnplace.placement import LAYER_NAMES, LayerKind
+
+
+class TraceError(RuntimeError):
+    """Nothing of the model could be traced; the message names the failing call and what to try."""
+
+
+@functools.lru_cache(maxsize=None)
+def module_types(kind: LayerKind) -> tuple[type[nn.Module], ...]:
+    """The ``torch.nn`` classes a layer kind names in :data:`bnplace.placement.LAYER_NAMES`."""
+    found = []
+    for name in LAYER_NAMES[kind].torch_modules:
+        cls = getattr(nn, name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            found.append(cls)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
+def chain_module_types() -> tuple[type[nn.Module], ...]:
+    """Every module class that plays a role in a chain (kept as a leaf while tracing)."""
+    kinds = (LayerKind.LINEAR, LayerKind.ACTIVATION, LayerKind.DROPOUT, LayerKind.BATCHNORM)
+    return tuple(cls for kind in kinds for cls in module_types(kind))
+
+
+class _TrainingFlag:
+    """Stands in for ``module.training`` while tracing (see the module docstring)."""
+
+    __slots__ = ("value", "owner", "used_in_control_flow")
+
+    def __init__(self, value: bool, owner: str) -> None:
+        self.value = bool(value)
+        self.owner = owner
+        self.used_in_control_flow = False
+
+    def __bool__(self) -> bool:
+        self.used_in_control_flow = True
+        return self.value
+
+    def __eq__(self, other: object) -> bool:
+        self.used_in_control_flow = True
+        return self.value == (other.value if isinstance(other, _TrainingFlag) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return "self.training"
+
+
+class ChainTracer(fx.Tracer):
+    """An fx tracer that keeps chain layers (and their subclasses) as leaves.
+
+    ``leaf_modules`` adds more leaves: module classes, or qualified module names. ``opaque`` holds
+    qualified names that must stay leaves because their forward does not trace.
+    """
+
+    def __init__(self, leaf_modules: Iterable[type[nn.Module] | str] = (),
+                 opaque: Iterable[str] = ()) -> None:
+        super().__init__()
+        leaf = list(leaf_modules)
+        self._leaf_types = chain_module_types() + tuple(x for x in leaf if isinstance(x, type))
+        self._leaf_names = {x for x in leaf if isinstance(x, str)} | set(opaque)
+        self._stack: list[str] = []
+        self.failed_in: str | None = None  # innermost traced module whose forward raised
+        self._training_node: fx.Node | None = None
+        self.flags: list[_TrainingFlag] = []
+        self.baked: str | None = None  # why self.training had to be baked in, if it was
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        name = self.path_of_module(m)
+        if self.is_leaf_module(m, name):
+            return super().call_module(m, forward, args, kwargs)
+        self._stack.append(name)
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = name
+            raise
+        finally:
+            self._stack.pop()
+
+    def create_arg(self, a: Any) -> Any:
+        if isinstance(a, _TrainingFlag):
+            if self._training_node is None:
+                self._training_node = self.create_node("get_attr", "training", (), {})
+            return self._training_node
+        return super().create_arg(a)
+
+
+@dataclass
+class TracedPart:
+    """One traced module: the whole model (``prefix == ''``) or a submodule of it.
+
+    ``graph`` refers to modules by their name inside ``module``; :meth:`qualified` turns such a
+    name into the name inside the whole model.
+    """
+
+    prefix: str
+    module: nn.Module
+    graph: fx.Graph
+    training_dependent: str | None = None  # why the graph holds one training mode only, if so
+    opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: they do not trace
+    _graph_module: fx.GraphModule | None = field(default=None, repr=False)
+    _modules: dict[str, nn.Module] | None = field(default=None, repr=False)
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        """``dict(module.named_modules())``, computed once (the graph's module targets)."""
+        if self._modules is None:
+            self._modules = dict(self.module.named_modules())
+        return self._modules
+
+    def qualified(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    @property
+    def graph_module(self) -> fx.GraphModule:
+        """A GraphModule of this part (built on first use; shares the part's submodules)."""
+        if self._graph_module is None:
+            self._graph_module = fx.GraphModule(self.module, self.graph,
+                                                class_name=type(self.module).__name__)
+        return self._graph_module
+
+
+@dataclass
+class Trace:
+    """The result of :func:`trace`: the traced parts, and the parts left as they were and why."""
+
+    model: nn.Module
+    parts: list[TracedPart]
+    untraced: dict[str, str]  # qualified module name ('' = the model itself) -> why
+
+    @property
+    def complete(self) -> bool:
+        """True when the whole model traced as one graph."""
+        return len(self.parts) == 1 and self.parts[0].prefix == "" and not self.untraced
+
+
+def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (),
+          concrete_args: Mapping[str, Any] | None = None) -> Trace:
+    """Trace ``model`` with :class:`ChainTracer`, falling back to its traceable parts.
+
+    When a submodule's forward does not trace, it is kept whole (a leaf) and traced on its own,
+    down to its children if need be; when the model's own forward does not trace, its children are
+    traced one by one. ``Trace.untraced`` says which forwards were left and why. Raises
+    :class:`TraceError` only when no part traces at all. ``concrete_args`` applies to the model's
+    own forward.
+    """
+    leaf = tuple(leaf_modules)
+    parts: list[TracedPart] = []
+    untraced: dict[str, str] = {}
+    first_error: list[BaseException] = []
+    _trace_into(model, "", leaf, dict(concrete_args) if concrete_args else None,
+                parts, untraced, first_error)
+    if not parts:
+        err = first_error[0] if first_error else None
+        raise TraceError(_nothing_traces_message(model, err))
+    parts.sort(key=lambda p: p.prefix)
+    return Trace(model, parts, untraced)
+
+
+def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
+                concrete_args: dict[str, Any] | None, parts: list[TracedPart],
+                untraced: dict[str, str], first_error: list[BaseException]) -> None:
+    opaque: list[str] = []
+    while True:
+        tracer = ChainTracer(leaf, opaque)
+        try:
+            graph = _trace_with_flags(tracer, module, concrete_args)
+        except Exception as err:  # user code: anything can fail while tracing
+            if not first_error:
+                first_error.append(err)
+            culprit = tracer.failed_in
+            if culprit and culprit not in opaque:
+                opaque.append(culprit)
+                untraced[_join(prefix, culprit)] = _describe_error(err)
+                continue
+            untraced[prefix] = _describe_error(err)
+            for name, child in module.named_children():
+                if not _is_chain_leaf(child, leaf):
+                    _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
+            return
+        break
+    dependent = tracer.baked or next(
+        (f"the forward of `{_join(prefix, f.owner) or type(module).__name__}` branches on "
+         f"self.training, so a traced copy would keep only one branch"
+         for f in tracer.flags if f.used_in_control_flow), None)
+    parts.append(TracedPart(prefix, module, graph, dependent, tuple(opaque)))
+    for name in opaque:
+        sub = module.get_submodule(name)
+        for child_name, child in sub.named_children():
+            if not _is_chain_leaf(child, leaf):
+                _trace_into(child, _join(prefix, f"{name}.{child_name}"), leaf, None, parts,
+                            untraced, first_error)
+
+
+# torch builtins with a bool ``train``/``training`` parameter: their argument parser rejects the
+# stand-in flag before __torch_function__ runs, so they are wrapped while tracing.
+_TRAINING_BUILTINS = ("dropout", "dropout_", "alpha_dropout", "alpha_dropout_", "feature_dropout",
+                      "feature_dropout_", "feature_alpha_dropout", "feature_alpha_dropout_",
+                      "batch_norm", "rrelu", "rrelu_")
+
+
+def _flag_aware(builtin: Any) -> Any:
+    @functools.wraps(builtin)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        values = (*args, *kwargs.values())
+        if any(isinstance(v, _TrainingFlag) for v in values):
+            proxy = next((v for v in values if isinstance(v, fx.Proxy)), None)
+            if proxy is not None:
+                return proxy.tracer.create_proxy("call_function", builtin, args, kwargs)
+            args = tuple(a.value if isinstance(a, _TrainingFlag) else a for a in args)
+            kwargs = {k: v.value if isinstance(v, _TrainingFlag) else v for k, v in kwargs.items()}
+        return builtin(*args, **kwargs)
+    return call
+
+
+def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
+                      concrete_args: dict[str, Any] | None) -> fx.Graph:
+    saved = [(m, m.__dict__.get("training", True)) for m in module.modules()]
+    builtins = {name: getattr(torch, name) for name in _TRAINING_BUILTINS if hasattr(torch, name)}
+    try:
+        for name, m in module.named_modules():
+            flag = _TrainingFlag(m.__dict__.get("training", True), name)
+            tracer.flags.append(flag)
+            m.__dict__["training"] = flag
+        for name, builtin in builtins.items():
+            setattr(torch, name, _flag_aware(builtin))
+        try:
+            return _without_string_types(tracer.trace(module, concrete_args))
+        except TypeError as error:
+            if "_TrainingFlag" not in str(error):
+                raise
+            err = error
+    finally:
+        for name, builtin in builtins.items():
+            setattr(torch, name, builtin)
+        for m, value in saved:
+            m.__dict__["training"] = value
+    # a torch builtin took self.training as a bool: trace with the plain flag, which fx bakes in
+    tracer.baked = (f"`{type(module).__name__}` passes self.training to a torch builtin that "
+                    f"fx records as a constant ({_first_line(err)})")
+    tracer.flags = []
+    tracer.failed_in = None
+    return _without_string_types(tracer.trace(module, concrete_args))
+
+
+def _without_string_types(graph: fx.Graph) -> fx.Graph:
+    """Drop annotations that are strings (``from __future__ import annotations``).
+
+    fx cannot pickle a GraphModule whose code refers to a string annotation, so a rewritten model
+    from such a file could not be saved with ``torch.save``.
+    """
+    for node in graph.nodes:
+        if isinstance(node.type, str):
+            node.type = None
+    return graph
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _is_chain_leaf(module: nn.Module, leaf: tuple[Any, ...]) -> bool:
+    leaf_types = chain_module_types() + tuple(x for x in leaf if isinstance(x, type))
+    return isinstance(module, leaf_types) or not any(True for _ in module.children())
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _failing_frame(err: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the traceback that is user code (not torch, not bnplace)."""
+    user = [f for f in traceback.extract_tb(err.__traceback__)
+            if not f.filename.startswith(_TORCH_DIR) and not f.filename.startswith(_OWN_DIR)]
+    return user[-1] if user else None
+
+
+def _describe_error(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    where = _failing_frame(err)
+    message = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    if where is not None:
+        line = (where.line or "").strip()
+        message += f" at {os.path.basename(where.filename)}:{where.lineno}"
+        if line:
+            message += f" `{line}`"
+    return message
+
+
+def _nothing_traces_message(model: nn.Module, err: BaseException | None) -> str:
+    what = f"{type(model).__name__}.forward"
+    reason = _describe_error(err) if err is not None else "no submodule traces either"
+    return (f"cannot trace {what}: {reason}; nothing in the model traces. Try "
+            f"leaf_modules=[...] to keep the failing submodule whole, or concrete_args={{...}} "
+            f"to fix the argument its control flow depends on")

@@ -1,0 +1,36 @@
+"""Shared helpers for the graph tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def identity_batchnorms(model: nn.Module) -> nn.Module:
+    """Make every fresh BN an exact identity in eval mode: running_var = 1 - eps.
+
+    The running mean is left alone: a fresh BN holds 0 there, or minus the bias that
+    ``drop_bias`` moved into it (which the identity must keep subtracting back).
+    """
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+            with torch.no_grad():
+                m.running_var.fill_(1 - m.eps)
+    return model
+
+
+def outputs(model: nn.Module, x: torch.Tensor, train: bool, seed: int = 0) -> torch.Tensor:
+    model.train(train)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return model(x)
+
+
+def placements(model: nn.Module) -> list[str]:
+    from bnplace.graph import find_chains
+
+    return [c.placement.value for c in find_chains(model)]
+
+
+def batchnorm_count(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
