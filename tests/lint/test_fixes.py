@@ -9,6 +9,7 @@ import pytest
 from bnplace.lint.config import Settings
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile
+from tests.lint.helpers import FIXTURES
 
 CASES = {
     "keras list, comment stays on its line": (
@@ -93,3 +94,8 @@ def test_fix_output(name: str) -> None:
 def test_unsafe_moves_are_reported_not_made(name: str) -> None:
     source = "import torch.nn.functional as F\n" + UNFIXABLE[name]
     assert _fixed(source) == (source, ["BNP001"])
+
+
+def test_a_layer_also_used_without_a_batchnorm_keeps_its_bias() -> None:
+    source = (FIXTURES / "torchvision_style.py").read_text()
+    assert _fixed(source) == (source, ["BNP002"])
