@@ -37,7 +37,8 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
         fixable = {finding.code for finding in findings if finding.fix_title}
         for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             mark = "[*]" if code in fixable else "   "
-            lines.append(f"{count:5d}\t{style(code, fg='red', bold=True)}\t{mark} {RULES[code].name}")
+            code_text = style(code, fg="red", bold=True)
+            lines.append(f"{count:5d}\t{code_text}\t{mark} {RULES[code].name}")
     else:
         for finding in findings:
             mark = " [*]" if finding.fix_title else ""
@@ -48,11 +49,11 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
 
 
 def _summary(findings: Sequence[Finding], fixed: int) -> str:
-    if not findings:
-        return f"All checks passed! ({fixed} fixed)" if fixed else "All checks passed!"
-    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
     if fixed:
         return f"Found {len(findings) + fixed} errors ({fixed} fixed, {len(findings)} remaining)."
+    if not findings:
+        return "All checks passed!"
+    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
     fixable = sum(1 for finding in findings if finding.fix_title)
     hint = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
     return f"Found {count}.{hint}"
