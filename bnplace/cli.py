@@ -12,7 +12,11 @@ import click
 from bnplace import __version__
 
 # subcommand name -> "module:attribute" of its click command
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "lint": "bnplace.commands.lint:lint",
+    "rule": "bnplace.commands.lint:rule",
+    "rules": "bnplace.commands.lint:rules",
+}
 
 
 class LazyGroup(click.Group):

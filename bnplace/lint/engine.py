@@ -1,0 +1,80 @@
+"""One source through the linter: pre-filter, parse (BNP000 when it fails), describe, run the
+rules, honour ``# noqa``; and the fix loop (fix, lint again, until nothing more is fixed)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from bnplace.lint.files import SourceFile
+from bnplace.lint.findings import Finding
+from bnplace.lint.fixes import apply_fixes
+from bnplace.lint.layers import Location
+from bnplace.lint.noqa import is_suppressed
+from bnplace.lint.rules import run_rules
+from bnplace.lint.sequences import describe
+from bnplace.placement import LAYER_NAMES, LayerKind
+
+_MAX_FIX_ROUNDS = 10
+# A source that names no BatchNorm cannot break any rule: skip it without parsing.
+_BATCHNORM_NAMES = LAYER_NAMES[LayerKind.BATCHNORM]
+_MENTIONS_BATCHNORM = re.compile("|".join(map(re.escape, sorted({
+    *_BATCHNORM_NAMES.torch_modules, *_BATCHNORM_NAMES.torch_functions,
+    *_BATCHNORM_NAMES.keras_layers}))))
+
+
+def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
+    """The findings for one Python source (rows and columns in ``code``)."""
+    if not _MENTIONS_BATCHNORM.search(code):
+        return []
+    try:
+        module = cst.parse_module(code)
+    except cst.ParserSyntaxError as err:
+        if not enabled("BNP000"):
+            return []
+        where = Location(err.raw_line, err.raw_column, err.raw_line, err.raw_column)
+        return [Finding("BNP000", f"SyntaxError: {err.message.splitlines()[0][:120]}", where)]
+    findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True)), enabled)
+    lines = code.splitlines()
+    return [finding for finding in findings if not is_suppressed(finding, lines)]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What linting one file gave: the findings left, the file text after fixing, how many fixed."""
+
+    findings: list[Finding]
+    text: str
+    fixed: int = 0
+
+
+def lint_file(source: SourceFile, enabled: Callable[[str], bool], fix: bool = False) -> FileResult:
+    """Lint one file; with ``fix``, rewrite its code until no fixable finding is left."""
+    code = source.code
+    findings = lint_code(code, enabled)
+    first_count = len(findings)
+    for _ in range(_MAX_FIX_ROUNDS if fix else 0):
+        fixable = [finding for finding in findings if finding.fix_title]
+        fixed = apply_fixes(code, fixable) if fixable else code
+        if fixed == code:
+            break
+        code, findings = fixed, lint_code(fixed, enabled)
+    text = source.rendered(code) if code != source.code else source.text
+    return FileResult([_placed(finding, source) for finding in findings], text,
+                      max(first_count - len(findings), 0))
+
+
+def _placed(finding: Finding, source: SourceFile) -> Finding:
+    """The finding with its file, and for a notebook its cell and the rows within that cell."""
+    finding = replace(finding, path=str(source.path))
+    if source.notebook is None:
+        return finding
+    location = finding.location
+    cell, row = source.notebook.cell_of(location.row)
+    end_row = row + location.end_row - location.row
+    return replace(finding, cell=cell,
+                   location=replace(location, row=row, end_row=end_row))

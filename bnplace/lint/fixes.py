@@ -1,0 +1,106 @@
+"""The fixes, as libcst transforms that keep comments and formatting.
+
+A fixable finding carries its layers; their source spans say what to rewrite:
+
+- BNP001: the BatchNorm and the Dropout expressions trade places (list elements, ``model.add``
+  arguments, the callees of ``x = Dropout(.5)(x)`` or ``self.bn(self.drop(x))``);
+- BNP002: the linear layer's constructor call gets ``bias=False`` (torch) or ``use_bias=False``
+  (Keras), replacing an explicit ``True``.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from bnplace.lint.findings import Finding
+from bnplace.lint.layers import Location
+from bnplace.lint.rules.bnp002 import BIAS_KEYWORD
+
+Span = tuple[int, int, int, int]
+
+
+def _span(location: Location) -> Span:
+    return (location.row, location.column, location.end_row, location.end_column)
+
+
+def _range_span(code_range: CodeRange) -> Span:
+    return (code_range.start.line, code_range.start.column, code_range.end.line,
+            code_range.end.column)
+
+
+def apply_fixes(code: str, findings: list[Finding]) -> str:
+    """``code`` with the fixes of ``findings`` applied; spans touched twice wait for a next round."""
+    swaps: dict[Span, Span] = {}
+    no_bias: dict[Span, str] = {}
+    for finding in findings:
+        if finding.code == "BNP001":
+            a, b = (_span(layer.location) for layer in finding.layers)
+            if a not in swaps and b not in swaps:
+                swaps[a], swaps[b] = b, a
+        elif finding.code == "BNP002":
+            linear = finding.layers[0]
+            no_bias[_span(linear.definition)] = BIAS_KEYWORD[linear.framework]
+    wrapper = MetadataWrapper(cst.parse_module(code))
+    nodes = _NodesAt(set(swaps))
+    wrapper.visit(nodes)
+    if len(nodes.found) != len(swaps):  # a span that is no single expression: leave it
+        swaps = {a: b for a, b in swaps.items() if a in nodes.found and b in nodes.found}
+    return wrapper.visit(_Fixer(swaps, nodes.found, no_bias)).code
+
+
+class _NodesAt(cst.CSTVisitor):
+    """Finds the expression nodes at given spans (the outermost one, when several share one)."""
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, spans: set[Span]) -> None:
+        self.spans = spans
+        self.found: dict[Span, cst.BaseExpression] = {}
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.BaseExpression):
+            span = _range_span(self.get_metadata(PositionProvider, node))
+            if span in self.spans and span not in self.found:
+                self.found[span] = node
+        return True
+
+
+class _Fixer(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, swaps: dict[Span, Span], nodes: dict[Span, cst.BaseExpression],
+                 no_bias: dict[Span, str]) -> None:
+        super().__init__()
+        self.swaps, self.nodes, self.no_bias = swaps, nodes, no_bias
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:
+        if not isinstance(original, cst.BaseExpression):
+            return updated
+        span = _range_span(self.get_metadata(PositionProvider, original))
+        if span in self.swaps and self.nodes.get(span) is original:
+            return self.nodes[self.swaps[span]]
+        if span in self.no_bias and isinstance(updated, cst.Call):
+            return _without_bias(updated, self.no_bias[span])
+        return updated
+
+
+def _without_bias(call: cst.Call, keyword: str) -> cst.Call:
+    """``call`` with ``keyword=False``: an existing value replaced, else a new last argument."""
+    false = cst.Name("False")
+    args = list(call.args)
+    for i, arg in enumerate(args):
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            args[i] = arg.with_changes(value=false)
+            return call.with_changes(args=args)
+    new = cst.Arg(value=false, keyword=cst.Name(keyword),
+                  equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+    if args:
+        last = args[-1]
+        if isinstance(last.comma, cst.Comma):  # a trailing comma: the new argument keeps it
+            new = new.with_changes(comma=last.comma)
+            last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        else:
+            last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        args[-1] = last
+    return call.with_changes(args=[*args, new])

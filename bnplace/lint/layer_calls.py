@@ -1,0 +1,100 @@
+"""A layer constructor call (``Dense(64, activation='relu')``, ``nn.Linear(64, 10, bias=False)``)
+read into a neutral :class:`~bnplace.lint.layers.Layer`: bias, width, dimensionality, own activation.
+
+Only literals are read; an argument written as an expression leaves the field unknown (None).
+"""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from bnplace.lint.layers import Layer, Location
+from bnplace.lint.names import LayerType, dotted_text
+from bnplace.placement import KERAS_IDENTITY_ACTIVATIONS, LayerKind, kind_of_keras_activation
+
+# Where the output width sits: (position, keyword) for each constructor family.
+_TORCH_WIDTH = {"Linear": (1, "out_features"), "LazyLinear": (0, "out_features"),
+                "Conv": (1, "out_channels"), "LazyConv": (0, "out_channels"),
+                "BatchNorm": (0, "num_features"), "SyncBatchNorm": (0, "num_features")}
+_KERAS_WIDTH = {"Dense": (0, "units"), "Conv": (0, "filters"), "SeparableConv": (0, "filters"),
+                "Convolution": (0, "filters"), "SeparableConvolution": (0, "filters")}
+
+
+def argument(call: cst.Call, position: int | None, keyword: str) -> cst.BaseExpression | None:
+    """The expression passed for a parameter, by keyword or by position."""
+    positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if position is not None and position < len(positional):
+        return positional[position].value
+    return None
+
+
+def _literal_int(node: cst.BaseExpression | None) -> int | None:
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    return None
+
+
+def _literal_bool(node: cst.BaseExpression | None) -> bool | None:
+    if isinstance(node, cst.Name) and node.value in ("True", "False"):
+        return node.value == "True"
+    return None
+
+
+def _family(name: str) -> str:
+    """``Conv2d`` -> ``Conv``, ``LazyBatchNorm1d`` -> ``LazyBatchNorm``, ``Dense`` -> ``Dense``."""
+    return re.sub(r"\d[dD]$", "", name)
+
+
+def _dims(name: str) -> int | None:
+    if name in ("Linear", "LazyLinear"):
+        return 1
+    match = re.search(r"(\d)[dD]$", name)
+    return int(match.group(1)) if match else None
+
+
+def _keras_activation(node: cst.BaseExpression | None) -> LayerKind | None:
+    """What ``activation=`` means: a string, or a function such as ``tf.nn.relu``."""
+    if isinstance(node, cst.SimpleString):
+        return kind_of_keras_activation(str(node.evaluated_value))
+    text = dotted_text(node) if node is not None else None
+    if text is None or text == "None":
+        return None
+    return kind_of_keras_activation(text.rsplit(".", 1)[-1])
+
+
+def _keras_activation_layer_kind(call: cst.Call) -> LayerKind:
+    """``Activation('relu')`` is an activation, ``Activation('softmax')`` an output,
+    ``Activation('linear')`` a no-op that chains look through."""
+    node = argument(call, 0, "activation")
+    if isinstance(node, cst.SimpleString) and node.evaluated_value in KERAS_IDENTITY_ACTIVATIONS:
+        return LayerKind.RESHAPE
+    return _keras_activation(node) or LayerKind.ACTIVATION
+
+
+def read_layer(call: cst.Call, layer_type: LayerType, location: Location, definition: Location,
+               movable: bool) -> Layer:
+    """The neutral Layer for a constructor call whose callee resolved to ``layer_type``."""
+    name, kind = layer_type.name, layer_type.kind
+    if layer_type.framework == "keras" and name == "Activation":
+        kind = _keras_activation_layer_kind(call)
+    fields: dict = {}
+    if layer_type.is_function:
+        pass  # F.relu(x) and friends carry nothing the rules read
+    elif layer_type.framework == "torch":
+        width = _TORCH_WIDTH.get(_family(name))
+        fields = {"dims": _dims(name.replace("Lazy", "")),
+                  "width": _literal_int(argument(call, *width)) if width else None}
+        if kind is LayerKind.LINEAR:
+            fields["has_bias"] = _literal_bool(argument(call, None, "bias")) is not False
+    elif kind is LayerKind.LINEAR:
+        width = _KERAS_WIDTH.get(_family(name))
+        fields = {"width": _literal_int(argument(call, *width)) if width else None,
+                  "has_bias": _literal_bool(argument(call, None, "use_bias")) is not False,
+                  "activation": _keras_activation(argument(call, None, "activation"))}
+    return Layer(kind=kind, type_name=name, location=location, definition=definition,
+                 framework=layer_type.framework, movable=movable, **fields)

@@ -1,0 +1,64 @@
+"""The neutral description the rules read: layers in data-flow order, with no libcst and no torch.
+
+This is the small interface shared by the two front ends:
+
+- ``bnplace.lint.sequences`` builds it from source code (positions are rows and columns);
+- ``bnplace check`` (the graph side) builds it from a traced model (positions are module names).
+
+A front end produces a :class:`Description`: the ordered :class:`Layer` sequences it found (each one
+a path through the data flow, input first) and the BatchNorm layers it saw constructed but never used.
+Rules (``bnplace.lint.rules``) turn a Description into findings; they never look further.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bnplace.placement import LayerKind
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something is written: a source span (1-based row, 0-based column) or a module name."""
+
+    row: int = 0
+    column: int = 0
+    end_row: int = 0
+    end_column: int = 0
+    module: str | None = None
+
+    def __str__(self) -> str:
+        return self.module if self.module is not None else f"{self.row}:{self.column + 1}"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a sequence.
+
+    ``kind`` is None for a layer that plays no role in a chain (pooling, a custom block): rules treat
+    it as opaque. ``location`` is where the layer sits in the sequence (the list element, the call in
+    ``forward``); ``definition`` is where it is constructed (its arguments live there).
+    ``activation`` is the kind of a Dense/Conv's own ``activation=`` argument (ACTIVATION or OUTPUT).
+    ``width`` is the output width of a linear layer or a BN's ``num_features``, when written as a
+    literal; ``dims`` the spatial dimensionality (1 for Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
+    ``movable`` says a fixer may swap this layer's expression with another's in place.
+    """
+
+    kind: LayerKind | None
+    type_name: str
+    location: Location
+    definition: Location
+    framework: str = ""  # "torch", "keras" or "" when unknown
+    has_bias: bool | None = None
+    activation: LayerKind | None = None
+    width: int | None = None
+    dims: int | None = None
+    movable: bool = False
+
+
+@dataclass(frozen=True)
+class Description:
+    """Everything the rules see of one source: layer sequences and unused BatchNorm layers."""
+
+    sequences: tuple[tuple[Layer, ...], ...] = ()
+    unused: tuple[Layer, ...] = field(default=())

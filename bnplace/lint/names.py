@@ -1,0 +1,144 @@
+"""Which layer a callee names, resolved through the file's imports.
+
+libcst's ``QualifiedNameProvider`` turns ``nn.Linear`` (after ``import torch.nn as nn``) into
+``torch.nn.Linear`` and ``BN`` (after ``from torch.nn import BatchNorm1d as BN``) into
+``torch.nn.BatchNorm1d``. What it cannot see is filled in here: names from ``from keras.layers
+import *``, and names with no import at all (snippets, notebooks importing through ``from utils
+import *``), which are looked up in the name table as they are written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst._metadata_dependent import LazyValue
+from libcst.metadata import QualifiedName, QualifiedNameSource
+
+from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_function,
+                               kind_of_torch_module)
+
+# How unimported prefixes are usually meant (a snippet that says ``nn.Linear`` means torch.nn).
+_CONVENTIONAL_ALIASES = {"nn": "torch.nn", "F": "torch.nn.functional", "tf": "tensorflow",
+                         "layers": "keras.layers"}
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """A library layer named by a callee: ``framework`` is "torch" or "keras"."""
+
+    framework: str
+    name: str
+    kind: LayerKind | None
+    is_function: bool = False  # a torch function (``F.relu``) applied to a tensor directly
+
+
+def dotted_text(node: cst.BaseExpression) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, None for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = dotted_text(node.value)
+        return None if head is None else f"{head}.{node.attr.value}"
+    return None
+
+
+def _is_keras(package: list[str]) -> bool:
+    return "keras" in package
+
+
+def _is_torch(package: list[str]) -> bool:
+    return bool(package) and package[0] == "torch"
+
+
+class NameResolver:
+    """Resolves callees of one module to library layer types."""
+
+    def __init__(self, module: cst.Module,
+                 qualified_names: Mapping[cst.CSTNode, Collection[QualifiedName]]) -> None:
+        self._qualified = qualified_names
+        self._star_modules = _star_imported_modules(module)
+        self.default_framework = "torch" if re.search(r"^\s*(import|from)\s+torch\b", module.code,
+                                                      re.MULTILINE) else "keras"
+
+    def _qualified_names(self, node: cst.BaseExpression) -> Collection[QualifiedName]:
+        names = self._qualified.get(node, ())
+        return names() if isinstance(names, LazyValue) else names  # resolved on first use
+
+    def dotted(self, node: cst.BaseExpression) -> str | None:
+        """The full dotted name a callee refers to, or None when it is defined in this file."""
+        qualified = self._qualified_names(node)
+        imported = sorted(q.name for q in qualified if q.source is QualifiedNameSource.IMPORT)
+        if imported:
+            return imported[0]
+        if qualified:
+            return None  # a local class/function or a builtin: not a library layer
+        text = dotted_text(node)
+        if text is None:
+            return None
+        head, _, rest = text.partition(".")
+        if not rest:
+            return f"{self._star_modules[0]}.{text}" if self._star_modules else text
+        if head in _CONVENTIONAL_ALIASES:
+            return f"{_CONVENTIONAL_ALIASES[head]}.{rest}"
+        return text
+
+    def is_imported(self, node: cst.BaseExpression) -> bool:
+        """Whether a name refers to an imported module or object (``F``, ``np``), not a local value."""
+        qualified = self._qualified_names(node)
+        if qualified:
+            return any(q.source is QualifiedNameSource.IMPORT for q in qualified)
+        text = dotted_text(node)
+        return text is not None and text.partition(".")[0] in _CONVENTIONAL_ALIASES
+
+    def layer_type(self, node: cst.BaseExpression) -> LayerType | None:
+        """The layer type a callee names; ``kind`` is None for a library layer with no chain role."""
+        dotted = self.dotted(node)
+        if dotted is None:
+            return None
+        *package, name = dotted.split(".")
+        if _is_torch(package):
+            if "functional" in package or package == ["torch"]:
+                kind = kind_of_torch_function(name)
+                return LayerType("torch", name, kind, is_function=True) if kind else None
+            return LayerType("torch", name, kind_of_torch_module(name)) if name[:1].isupper() else None
+        if _is_keras(package):
+            return LayerType("keras", name, kind_of_keras_layer(name)) if name[:1].isupper() else None
+        if package:
+            return None
+        return self._bare_layer_type(name)
+
+    def is_sequential(self, node: cst.BaseExpression) -> bool:
+        """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, a bare ``Sequential``."""
+        dotted = self.dotted(node)
+        if dotted is None:
+            return False
+        *package, name = dotted.split(".")
+        return name == "Sequential" and (not package or _is_torch(package) or _is_keras(package))
+
+    def _bare_layer_type(self, name: str) -> LayerType | None:
+        keras_kind, torch_kind = kind_of_keras_layer(name), kind_of_torch_module(name)
+        if keras_kind and torch_kind:
+            framework = self.default_framework
+        elif keras_kind or torch_kind:
+            framework = "keras" if keras_kind else "torch"
+        else:
+            return None
+        return LayerType(framework, name, keras_kind if framework == "keras" else torch_kind)
+
+
+def _star_imported_modules(module: cst.Module) -> list[str]:
+    """Keras/torch modules imported with ``from M import *`` at the top level."""
+    found = []
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
+                name = dotted_text(small.module) if small.module else None
+                package = name.split(".") if name else []
+                if _is_keras(package) or _is_torch(package):
+                    found.append(name)
+    return found

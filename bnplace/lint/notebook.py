@@ -1,0 +1,102 @@
+"""Jupyter notebooks as one Python source: the code cells joined, IPython magics neutralised, and
+the way back (rows to cells, fixed code to notebook JSON with everything else kept).
+
+Cells are joined with a marker comment line so fixed code can be split back into its cells; a
+magic line becomes a placeholder statement that names the original line, so it parses and is put
+back exactly. Cell numbers are 1-based over all cells, as Jupyter shows them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from dataclasses import dataclass
+
+_BOUNDARY = "# bnplace: cell boundary"
+_PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
+_LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|[\w.]+\?{1,2}\s*$)")
+_ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!]")
+# Cell magics whose body is still Python; the body of any other (%%bash, %%html) is not linted.
+_PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
+
+
+class NotebookError(ValueError):
+    """The file is not a notebook this linter can read."""
+
+
+@dataclass
+class Notebook:
+    document: dict
+    code_cells: list[int]      # indices (0-based) of code cells in document["cells"]
+    starts: list[int]          # first row of each code cell in the joined code
+    code: str                  # the joined, neutralised code
+    originals: list[str]       # magic lines, by placeholder number
+
+    @classmethod
+    def parse(cls, text: str) -> Notebook:
+        try:
+            document = json.loads(text)
+            cells = document["cells"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise NotebookError(f"not a notebook: {err}") from err
+        notebook = cls(document, [], [], "", [])
+        parts, row = [], 1
+        for index, cell in enumerate(cells):
+            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+                continue
+            source = _source_text(cell.get("source", ""))
+            lines = notebook._neutralised(source.splitlines())
+            notebook.code_cells.append(index)
+            notebook.starts.append(row)
+            parts.append("\n".join(lines) + "\n")
+            row += len(lines) + 1
+        notebook.code = (_BOUNDARY + "\n").join(parts)
+        return notebook
+
+    def _neutralised(self, lines: list[str]) -> list[str]:
+        magic_cell = bool(lines) and lines[0].startswith("%%")
+        python_body = magic_cell and lines[0].split()[0] in _PYTHON_CELL_MAGICS
+        result = []
+        for number, line in enumerate(lines):
+            if magic_cell and (number == 0 or not python_body):
+                result.append(self._placeholder("", line, ""))
+            elif match := _ASSIGNED_MAGIC.match(line):
+                result.append(self._placeholder(match.group(1), line, "None  "))
+            elif match := _LINE_MAGIC.match(line):
+                result.append(self._placeholder(match.group(1), line, "pass  "))
+            else:
+                result.append(line)
+        return result
+
+    def _placeholder(self, prefix: str, original: str, statement: str) -> str:
+        self.originals.append(original)
+        return f"{prefix}{statement}# bnplace-magic {len(self.originals) - 1}"
+
+    def cell_of(self, row: int) -> tuple[int, int]:
+        """(1-based cell number, row within that cell) for a row of the joined code."""
+        position = max(bisect.bisect_right(self.starts, row) - 1, 0)
+        return self.code_cells[position] + 1, row - self.starts[position] + 1
+
+    def with_code(self, code: str) -> str:
+        """The notebook JSON with its code cells replaced by ``code`` (split at the markers)."""
+        parts = code.split(_BOUNDARY + "\n")
+        if len(parts) != len(self.code_cells):
+            raise NotebookError("the fixed code no longer splits into the notebook's cells")
+        for index, part in zip(self.code_cells, parts):
+            cell = self.document["cells"][index]
+            lines = [self._restored(line) for line in part.splitlines()]
+            source = "\n".join(lines)
+            if _source_text(cell.get("source", "")).endswith("\n"):
+                source += "\n"
+            cell["source"] = (source.splitlines(keepends=True)
+                              if isinstance(cell.get("source"), list) else source)
+        return json.dumps(self.document, indent=1, ensure_ascii=False) + "\n"
+
+    def _restored(self, line: str) -> str:
+        match = _PLACEHOLDER.search(line)
+        return self.originals[int(match.group(1))] if match else line
+
+
+def _source_text(source: str | list[str]) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)

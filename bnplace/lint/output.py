@@ -1,0 +1,150 @@
+"""Findings as text (``path:line:col: CODE message``), JSON (ruff's shape), SARIF 2.1.0 or GitHub
+workflow annotations. Formatters read findings only, so they serve any front end; a finding
+located by module name (a traced model) prints the name where a file finding prints line:col."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from bnplace import __version__
+from bnplace.lint.findings import Finding
+from bnplace.lint.rules import RULES
+
+INFORMATION_URI = "https://github.com/bnplace/bnplace"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def where(finding: Finding) -> str:
+    """``line:col``, ``cell N:line:col`` for a notebook, or the module name."""
+    location = str(finding.location)
+    return f"cell {finding.cell}:{location}" if finding.cell is not None else location
+
+
+def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
+         color: bool = False) -> str:
+    """One line per finding (or per code with ``statistics``), then a summary line."""
+    def style(value: str, **styles) -> str:
+        return click.style(value, **styles) if color else value
+
+    lines = []
+    if statistics:
+        counts = Counter(finding.code for finding in findings)
+        fixable = {finding.code for finding in findings if finding.fix_title}
+        for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            mark = "[*]" if code in fixable else "   "
+            lines.append(f"{count:5d}\t{style(code, fg='red', bold=True)}\t{mark} {RULES[code].name}")
+    else:
+        for finding in findings:
+            mark = " [*]" if finding.fix_title else ""
+            lines.append(f"{style(finding.path, bold=True)}:{where(finding)}: "
+                         f"{style(finding.code, fg='red', bold=True)}{mark} {finding.message}")
+    lines.append(_summary(findings, fixed))
+    return "\n".join(lines)
+
+
+def _summary(findings: Sequence[Finding], fixed: int) -> str:
+    if not findings:
+        return f"All checks passed! ({fixed} fixed)" if fixed else "All checks passed!"
+    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
+    if fixed:
+        return f"Found {len(findings) + fixed} errors ({fixed} fixed, {len(findings)} remaining)."
+    fixable = sum(1 for finding in findings if finding.fix_title)
+    hint = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
+    return f"Found {count}.{hint}"
+
+
+def _row_column(row: int, column: int, finding: Finding) -> dict:
+    if finding.location.module is not None:
+        return {"row": None, "column": None}
+    return {"row": row, "column": column + 1}
+
+
+def as_json(findings: Sequence[Finding]) -> str:
+    """A JSON array in ruff's shape; ``cell`` is the notebook cell (rows counted within it)."""
+    items = []
+    for finding in findings:
+        location = finding.location
+        item = {
+            "code": finding.code,
+            "message": finding.message,
+            "filename": finding.path,
+            "location": _row_column(location.row, location.column, finding),
+            "end_location": _row_column(location.end_row, location.end_column, finding),
+            "fix": {"applicability": "safe", "message": finding.fix_title}
+            if finding.fix_title else None,
+            "cell": finding.cell,
+        }
+        if location.module is not None:
+            item["module"] = location.module
+        items.append(item)
+    return json.dumps(items, indent=2)
+
+
+def _sarif_rule(code: str) -> dict:
+    rule = RULES[code]
+    return {"id": code, "name": rule.name, "shortDescription": {"text": rule.summary},
+            "fullDescription": {"text": rule.what}, "help": {"text": rule.fix},
+            "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules/{code}.md",
+            "defaultConfiguration": {"level": "error"}}
+
+
+def _sarif_result(finding: Finding) -> dict:
+    location = finding.location
+    result = {"ruleId": finding.code, "level": "error", "message": {"text": finding.message}}
+    if location.module is not None:
+        place = {"logicalLocations": [{"fullyQualifiedName": location.module}]}
+    else:
+        place = {"physicalLocation": {
+            "artifactLocation": {"uri": Path(finding.path).as_posix()},
+            "region": {"startLine": location.row, "startColumn": location.column + 1,
+                       "endLine": location.end_row, "endColumn": location.end_column + 1}}}
+    result["locations"] = [place]
+    if finding.cell is not None:
+        result["properties"] = {"cell": finding.cell}
+    return result
+
+
+def as_sarif(findings: Sequence[Finding]) -> str:
+    """A SARIF 2.1.0 log for code scanning (notebook rows are within the cell named in
+    ``properties.cell``)."""
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "bnplace", "version": __version__,
+                                "informationUri": INFORMATION_URI,
+                                "rules": [_sarif_rule(code) for code in RULES]}},
+            "results": [_sarif_result(finding) for finding in findings],
+        }],
+    }
+    return json.dumps(log, indent=2)
+
+
+def _escape(value: str, property_value: bool = False) -> str:
+    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return value.replace(":", "%3A").replace(",", "%2C") if property_value else value
+
+
+def as_github(findings: Sequence[Finding]) -> str:
+    """GitHub Actions workflow commands: one ``::error`` annotation per finding."""
+    lines = []
+    for finding in findings:
+        location = finding.location
+        properties = {"title": f"bnplace ({finding.code})", "file": finding.path}
+        if location.module is None:
+            properties.update(line=location.row, col=location.column + 1,
+                              endLine=location.end_row, endColumn=location.end_column + 1)
+        joined = ",".join(f"{key}={_escape(str(value), True)}" for key, value in properties.items())
+        message = f"{finding.path}:{where(finding)}: {finding.code} {finding.message}"
+        lines.append(f"::error {joined}::{_escape(message)}")
+    return "\n".join(lines)
+
+
+MACHINE_FORMATS: dict[str, Callable[[Sequence[Finding]], str]] = {
+    "json": as_json, "sarif": as_sarif, "github": as_github}
+FORMATS = ("text", *MACHINE_FORMATS)

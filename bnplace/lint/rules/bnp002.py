@@ -1,0 +1,61 @@
+"""BNP002 redundant-bias: a linear layer with a bias whose output goes straight into a BatchNorm."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bnplace.lint.findings import Finding
+from bnplace.lint.layers import Description
+from bnplace.lint.rules.rule import Rule, indices_of, neighbour
+from bnplace.placement import LayerKind
+
+BIAS_KEYWORD = {"keras": "use_bias", "torch": "bias"}
+
+
+def check(description: Description) -> Iterator[Finding]:
+    for layers in description.sequences:
+        for i in indices_of(layers, LayerKind.LINEAR):
+            linear = layers[i]
+            j = neighbour(layers, i, 1)
+            if (not linear.has_bias or linear.activation is not None or j is None
+                    or layers[j].kind is not LayerKind.BATCHNORM):
+                continue
+            keyword = BIAS_KEYWORD.get(linear.framework, "bias")
+            yield Finding("BNP002", f"{linear.type_name} has a bias that the {layers[j].type_name} "
+                          f"after it subtracts away: pass {keyword}=False", linear.definition,
+                          (linear,), f"Add {keyword}=False" if linear.framework else None)
+
+
+RULE = Rule(
+    code="BNP002",
+    name="redundant-bias",
+    summary="a linear layer's bias is cancelled by the BatchNorm right after it",
+    what="Checks for a Linear/Conv (Keras Dense/Conv) layer that has a bias and no activation of "
+         "its own and whose output goes straight into a BatchNorm. The finding is on the line "
+         "where the linear layer is constructed.",
+    why="BatchNorm subtracts the batch mean from each channel, so a constant added per channel "
+        "just before it cancels out; BN's own shift (beta) plays its part. The bias is wasted "
+        "parameters and compute. Ioffe & Szegedy 2015 (section 3.2) note the bias \"can be "
+        "ignored\". With an activation in between (`Dense(64, activation='relu')`), the bias is "
+        "not redundant and nothing is reported.",
+    fix="Construct the layer with `use_bias=False` (Keras) or `bias=False` (PyTorch); `--fix` adds "
+        "it.",
+    valid=(
+        "model.add(Dense(64, use_bias=False))\nmodel.add(BatchNormalization())\n",
+        "model.add(Dense(64, activation='relu'))\nmodel.add(BatchNormalization())\n",
+        "net = nn.Sequential(nn.Conv2d(3, 16, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU())\n",
+    ),
+    invalid=(
+        "model.add(Dense(64))  # <- BNP002\nmodel.add(BatchNormalization())\n",
+        "net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU())  # <- BNP002\n",
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(64, 32)  # <- BNP002\n"
+        "        self.bn = nn.BatchNorm1d(32)\n"
+        "    def forward(self, x):\n"
+        "        return F.relu(self.bn(self.fc(x)))\n",
+    ),
+    check=check,
+    fixable=True,
+)

@@ -1,0 +1,394 @@
+"""Python source -> the neutral :class:`~bnplace.lint.layers.Description` the rules read.
+
+One walk over each block of statements (the module, every function, every method) keeps two
+tables, in statement order:
+
+- *layer values*: what a name holds when it holds layers — one layer (``bn = BatchNormalization()``),
+  a list built with ``[...]``, ``append``, ``+=``, ``extend``, a model grown with ``model.add(...)``,
+  an ``nn.Sequential(...)``/``Sequential([...])``, the list a helper function returns;
+- *tensors*: what a name holds when it holds data — a chain of layers applied so far
+  (``x = Dropout(.5)(x)``, ``x = self.bn(self.drop(x))``, ``x = F.relu(self.fc(x))``).
+
+Sequences are the layer values (in the order the layers were added) and the data-flow paths that
+end in a value nothing else consumes. Order comes from data flow, never from neighbouring lines:
+two helper functions defined one after the other are no chain. ``if`` bodies are taken as run (a
+guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list grown
+in a loop repeats). The code is never imported or run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import libcst as cst
+from libcst.metadata import (ExpressionContext, ExpressionContextProvider, MetadataWrapper,
+                             PositionProvider, QualifiedNameProvider, ScopeProvider)
+
+from bnplace.lint.layer_calls import read_layer
+from bnplace.lint.layers import Description, Layer, Location
+from bnplace.lint.names import NameResolver, dotted_text
+from bnplace.placement import LayerKind, kind_of_torch_function
+
+Layers = tuple[Layer, ...]
+
+# Tensor methods that act as a layer (``x.relu()``, ``x.view(n, -1)``, ``x.softmax(-1)``).
+_METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
+# Methods that run before the others so ``self.*`` modules are known when ``forward`` reads them.
+_CONSTRUCTORS = ("__init__", "build", "setup")
+
+
+@dataclass(eq=False)
+class _Node:
+    """A tensor: the layer that produced it and the tensor that layer read (None: an input)."""
+
+    layer: Layer
+    parent: _Node | None
+
+
+@dataclass
+class _Frame:
+    """What the names of one block hold, as the walk goes down its statements."""
+
+    values: dict[str, Layers] = field(default_factory=dict)
+    tensors: dict[str, _Node | None] = field(default_factory=dict)
+    conditional: int = 0
+    returned: Layers | None = None
+
+    def copy(self) -> _Frame:
+        return _Frame(dict(self.values), dict(self.tensors), self.conditional, self.returned)
+
+    def restore(self, other: _Frame) -> None:
+        self.values, self.tensors = dict(other.values), dict(other.tensors)
+
+
+def describe(wrapper: MetadataWrapper) -> Description:
+    """The layer sequences and unused BatchNorm layers of a parsed module."""
+    return _Describer(wrapper).run()
+
+
+class _Describer:
+    def __init__(self, wrapper: MetadataWrapper) -> None:
+        module = wrapper.module
+        self._positions = wrapper.resolve(PositionProvider)
+        self._scopes = wrapper.resolve(ScopeProvider)
+        self._names = NameResolver(module, wrapper.resolve(QualifiedNameProvider))
+        self._loaded_attributes = {
+            dotted_text(node) for node, context in wrapper.resolve(ExpressionContextProvider).items()
+            if isinstance(node, cst.Attribute) and context is ExpressionContext.LOAD}
+        self._module = module
+        self._functions = _functions_by_name(module)
+        self._helper_results: dict[str, Layers | None] = {}
+        self._sequences: dict[Layers, None] = {}
+        self._nodes: list[_Node] = []
+        self._unused: list[Layer] = []
+        self._attribute_batchnorms: list[tuple[str, Layer]] = []
+
+    def run(self) -> Description:
+        self._run_frame(self._module.body, _Frame())
+        self._unused += [layer for name, layer in self._attribute_batchnorms
+                         if name not in self._loaded_attributes]
+        consumed = {id(node.parent) for node in self._nodes}
+        for node in self._nodes:
+            if id(node) not in consumed:
+                self._emit(_path(node))
+        return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)))
+
+    # blocks and statements
+
+    def _run_frame(self, body: Sequence[cst.CSTNode], frame: _Frame) -> _Frame:
+        self._run_block(body, frame)
+        for layers in frame.values.values():
+            self._emit(layers)
+        if frame.returned:
+            self._emit(frame.returned)
+        return frame
+
+    def _run_block(self, body: Sequence[cst.CSTNode], frame: _Frame) -> None:
+        for statement in body:
+            self._run_statement(statement, frame)
+
+    def _run_statement(self, statement: cst.CSTNode, frame: _Frame) -> None:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                self._run_small(small, frame)
+        elif isinstance(statement, cst.FunctionDef):
+            self._run_frame(statement.body.body, _Frame())
+        elif isinstance(statement, cst.ClassDef):
+            self._run_class(statement)
+        elif isinstance(statement, cst.If):
+            self._run_if(statement, frame)
+        elif isinstance(statement, (cst.For, cst.While)):
+            for _ in range(2):
+                self._run_block(statement.body.body, frame)
+        elif isinstance(statement, (cst.With, cst.Try)):
+            self._run_block(statement.body.body, frame)
+            for part in (*getattr(statement, "handlers", ()), statement.orelse,
+                         getattr(statement, "finalbody", None)):
+                if part is not None:
+                    self._run_block(part.body.body, frame)
+
+    def _run_if(self, statement: cst.If, frame: _Frame) -> None:
+        before = frame.copy()
+        frame.conditional += 1
+        self._run_block(statement.body.body, frame)
+        if statement.orelse is not None:
+            taken = frame.copy()
+            frame.restore(before)
+            if isinstance(statement.orelse, cst.If):
+                self._run_if(statement.orelse, frame)
+            else:
+                self._run_block(statement.orelse.body.body, frame)
+            frame.restore(taken)
+        frame.conditional -= 1
+
+    def _run_class(self, statement: cst.ClassDef) -> None:
+        methods = [s for s in statement.body.body if isinstance(s, cst.FunctionDef)]
+        methods.sort(key=lambda method: method.name.value not in _CONSTRUCTORS)
+        attributes: dict[str, Layers] = {}
+        for method in methods:
+            frame = self._run_frame(method.body.body, _Frame(values=dict(attributes)))
+            attributes.update((k, v) for k, v in frame.values.items() if k.startswith("self."))
+
+    def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
+        if isinstance(small, cst.Assign):
+            for target in small.targets:
+                self._assign(target.target, small.value, frame, small)
+        elif isinstance(small, cst.AnnAssign) and small.value is not None:
+            self._assign(small.target, small.value, frame, small)
+        elif isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign):
+            self._extend(dotted_text(small.target), self._layers_of(small.value, frame), frame)
+        elif isinstance(small, cst.Expr):
+            self._run_expression(small.value, frame)
+        elif isinstance(small, cst.Return) and small.value is not None:
+            frame.returned = self._layers_of(small.value, frame)
+            if frame.returned is None:
+                self._flow(small.value, frame)
+
+    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, frame: _Frame,
+                statement: cst.CSTNode) -> None:
+        key = dotted_text(target)
+        layers = self._layers_of(value, frame)
+        tensor = self._flow(value, frame) if layers is None else None
+        if key is None:
+            return
+        frame.values.pop(key, None)
+        frame.tensors.pop(key, None)
+        if layers is None:
+            frame.tensors[key] = tensor
+            return
+        frame.values[key] = layers
+        if _is_one_batchnorm(layers, value):
+            if isinstance(target, cst.Name) and not self._is_referenced(target, statement):
+                self._unused.append(layers[0])
+            elif key.startswith("self."):
+                self._attribute_batchnorms.append((key, layers[0]))
+
+    def _run_expression(self, value: cst.BaseExpression, frame: _Frame) -> None:
+        """A statement of its own: ``model.add(...)``, ``layers.append(...)``, an orphan layer."""
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.args:
+            receiver, method = dotted_text(value.func.value), value.func.attr.value
+            added = self._layers_of(value.args[0].value, frame)
+            if method in ("append", "add") and (added is not None or receiver in frame.values):
+                self._extend(receiver, added or (self._opaque(value.args[0].value),), frame)
+                return
+            if method == "extend" and added is not None:
+                self._extend(receiver, added, frame)
+                return
+        layers = self._layers_of(value, frame)
+        if layers is not None and _is_one_batchnorm(layers, value):
+            self._unused.append(layers[0])
+        elif layers is None:
+            self._flow(value, frame)
+
+    def _extend(self, key: str | None, layers: Layers | None, frame: _Frame) -> None:
+        if key is not None and layers is not None:
+            frame.values[key] = frame.values.get(key, ()) + layers
+
+    def _is_referenced(self, target: cst.Name, statement: cst.CSTNode) -> bool:
+        scope = self._scopes.get(statement)
+        if scope is None:
+            return True
+        return any(assignment.references for assignment in scope.assignments[target.value]
+                   if getattr(assignment, "node", None) is target)
+
+    # layer values
+
+    def _layers_of(self, node: cst.BaseExpression, frame: _Frame) -> Layers | None:
+        """The layers an expression stands for, or None when it is not made of layers."""
+        if isinstance(node, cst.Call):
+            return self._called_layers(node, frame)
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return self._elements(node.elements, frame)
+        if isinstance(node, (cst.Name, cst.Attribute)):
+            return frame.values.get(dotted_text(node))
+        if isinstance(node, cst.IfExp):  # ``nn.Dropout(p) if p else None``: the layer it may be
+            return self._layers_of(node.body, frame) or self._layers_of(node.orelse, frame)
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+            left, right = self._layers_of(node.left, frame), self._layers_of(node.right, frame)
+            if left is None and right is None:
+                return None
+            return (left or (self._opaque(node.left),)) + (right or (self._opaque(node.right),))
+        return None
+
+    def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:
+        if self._names.is_sequential(call.func):
+            layers = self._container(call, frame)
+            self._emit(layers)
+            return layers
+        layer_type = self._names.layer_type(call.func)
+        if layer_type is not None and not layer_type.is_function:
+            where = self._location(call)
+            return (read_layer(call, layer_type, where, where, movable=not frame.conditional),)
+        name = dotted_text(call.func)
+        if name in self._functions:
+            return self._helper_layers(name)
+        if name is not None and name.endswith("OrderedDict") and call.args:
+            return self._named_elements(call.args[0].value, frame)
+        return None
+
+    def _container(self, call: cst.Call, frame: _Frame) -> Layers:
+        """The layers of ``nn.Sequential(a, b, *rest)`` or ``Sequential([a, b])``."""
+        layers: Layers = ()
+        for arg in call.args:
+            if arg.keyword is not None:
+                continue
+            value = arg.value
+            if isinstance(value, (cst.List, cst.Tuple)) or arg.star:
+                layers += self._layers_of(value, frame) or ()
+            elif isinstance(value, cst.Call) and dotted_text(value.func) == "OrderedDict":
+                layers += self._named_elements(value.args[0].value, frame) if value.args else ()
+            else:
+                layers += self._element(value, frame)
+        return layers
+
+    def _elements(self, elements: Sequence[cst.CSTNode], frame: _Frame) -> Layers | None:
+        layers: Layers = ()
+        for element in elements:
+            if isinstance(element, cst.StarredElement):
+                layers += self._layers_of(element.value, frame) or (self._opaque(element.value),)
+            else:
+                layers += self._element(element.value, frame)
+        return layers if any(layer.kind is not None for layer in layers) else None
+
+    def _named_elements(self, node: cst.BaseExpression, frame: _Frame) -> Layers | None:
+        """``OrderedDict([("fc", nn.Linear(...)), ...])``: the second item of each pair."""
+        if not isinstance(node, (cst.List, cst.Tuple)):
+            return None
+        layers: Layers = ()
+        for element in node.elements:
+            pair = element.value
+            if isinstance(pair, cst.Tuple) and pair.elements:
+                found = self._element(pair.elements[-1].value, frame)
+                # A lone layer sits at its whole pair, so a fix moves its name along with it.
+                layers += (replace(found[0], location=self._location(pair)),) if len(found) == 1 else found
+        return layers if any(layer.kind is not None for layer in layers) else None
+
+    def _element(self, node: cst.BaseExpression, frame: _Frame) -> Layers:
+        return self._layers_of(node, frame) or (self._opaque(node),)
+
+    def _helper_layers(self, name: str) -> Layers | None:
+        """The list a helper function returns (fast.ai's ``get_bn_layers``), read once."""
+        if name not in self._helper_results:
+            self._helper_results[name] = None  # a recursive helper reads as unknown
+            frame = _Frame()
+            self._run_block(self._functions[name].body.body, frame)
+            self._helper_results[name] = frame.returned
+        return self._helper_results[name]
+
+    # data flow
+
+    def _flow(self, node: cst.BaseExpression, frame: _Frame) -> _Node | None:
+        """The tensor an expression computes, as a chain of layer applications."""
+        if isinstance(node, (cst.Name, cst.Attribute)):
+            return frame.tensors.get(dotted_text(node))
+        if isinstance(node, cst.Call):
+            return self._apply(node, frame)
+        if isinstance(node, cst.BinaryOperation):
+            return self._chain((self._opaque(node),), self._flow(node.left, frame))
+        return None
+
+    def _apply(self, call: cst.Call, frame: _Frame) -> _Node | None:
+        func = call.func
+        positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+        source = positional[0] if positional else None
+        tensor_method = isinstance(func, cst.Attribute) and self._is_tensor(func.value, frame)
+        if tensor_method:
+            source = func.value  # a method of a tensor (``x.relu()``) reads that tensor
+        callee_key = dotted_text(func)
+        if isinstance(func, cst.Call):
+            layers = self._layers_of(func, frame)
+        elif callee_key in frame.values:
+            layers = self._at_call_site(frame.values[callee_key], func, frame)
+        else:
+            layers = self._function_layer(call, tensor_method)
+        parent = self._flow(source, frame) if source is not None else None
+        return self._chain(layers or (self._opaque(call),), parent)
+
+    def _is_tensor(self, node: cst.BaseExpression, frame: _Frame) -> bool:
+        """Whether an expression may hold data: a call's result or a plain variable (a
+        parameter, a computed value), not ``self``, a layer or an imported module."""
+        if isinstance(node, cst.Call) or dotted_text(node) in frame.tensors:
+            return True
+        return (isinstance(node, cst.Name) and node.value not in ("self", "cls")
+                and node.value not in frame.values and not self._names.is_imported(node))
+
+    def _at_call_site(self, layers: Layers, func: cst.BaseExpression, frame: _Frame) -> Layers:
+        """A module stored in a name and called (``self.bn(x)``) sits where it is called."""
+        if len(layers) != 1:
+            return layers
+        return (replace(layers[0], location=self._location(func), movable=not frame.conditional),)
+
+    def _function_layer(self, call: cst.Call, tensor_method: bool) -> Layers | None:
+        """``F.relu(x)``, ``torch.flatten(x, 1)``; or, when the call is a method of a tensor,
+        ``x.relu()``, ``x.view(n, -1)``."""
+        where = self._location(call)
+        if not tensor_method:
+            layer_type = self._names.layer_type(call.func)
+            if layer_type is not None and layer_type.is_function:
+                return (read_layer(call, layer_type, where, where, movable=False),)
+            return None
+        method = call.func.attr.value
+        kind = kind_of_torch_function(method)
+        return (Layer(kind, method, where, where, framework="torch"),) if kind in _METHOD_KINDS else None
+
+    def _chain(self, layers: Layers, source: _Node | None) -> _Node | None:
+        node = source
+        for layer in layers:
+            node = _Node(layer, node)
+            self._nodes.append(node)
+        return node
+
+    # helpers
+
+    def _opaque(self, node: cst.CSTNode) -> Layer:
+        where = self._location(node)
+        name = dotted_text(node.func) if isinstance(node, cst.Call) else None
+        return Layer(None, name or type(node).__name__, where, where)
+
+    def _location(self, node: cst.CSTNode) -> Location:
+        span = self._positions[node]
+        return Location(span.start.line, span.start.column, span.end.line, span.end.column)
+
+    def _emit(self, layers: Layers) -> None:
+        if len(layers) >= 2:
+            self._sequences[layers] = None
+
+
+def _path(node: _Node) -> Layers:
+    layers = []
+    current: _Node | None = node
+    while current is not None:
+        layers.append(current.layer)
+        current = current.parent
+    return tuple(reversed(layers))
+
+
+def _is_one_batchnorm(layers: Layers, value: cst.BaseExpression) -> bool:
+    return (isinstance(value, cst.Call) and len(layers) == 1
+            and layers[0].kind is LayerKind.BATCHNORM)
+
+
+def _functions_by_name(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    """Module-level functions, the ones a call by bare name can reach."""
+    return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}

@@ -1,0 +1,82 @@
+"""Names resolved through imports, and order judged on data flow, not on neighbouring lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.lint.helpers import code_lines
+
+BN_AFTER_DROPOUT = {
+    "import torch.nn as nn":
+        "net = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(8))",
+    "from torch import nn":
+        "net = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(8))",
+    "from torch.nn import BatchNorm1d as BN, Dropout as Drop, Sequential":
+        "net = Sequential(Drop(0.5), BN(8))",
+    "import tensorflow as tf":
+        "m = tf.keras.Sequential([tf.keras.layers.Dropout(0.5), tf.keras.layers.BatchNormalization()])",
+    "from keras.layers import *":
+        "m = Sequential([Dropout(0.5), BatchNormalization()])",
+    "from keras.layers.normalization import BatchNormalization\nfrom keras.layers.core import Dropout":
+        "m = Sequential([Dropout(0.5), BatchNormalization()])",
+    "from tensorflow.keras import layers as L":
+        "m = keras.Sequential([L.Dropout(0.5), L.BatchNormalization()])",
+}
+
+
+@pytest.mark.parametrize("imports", sorted(BN_AFTER_DROPOUT))
+def test_layer_names_resolve_through_imports(imports: str) -> None:
+    source = f"{imports}\n{BN_AFTER_DROPOUT[imports]}\n"
+    assert code_lines(source) == [("BNP001", imports.count("\n") + 2)]
+
+
+def test_a_class_of_the_same_name_defined_here_is_not_a_layer() -> None:
+    source = ("class BatchNormalization:\n    pass\n\n"
+              "m = Sequential([Dropout(0.5), BatchNormalization()])\nBatchNormalization()\n")
+    assert code_lines(source) == []
+
+
+def test_neighbouring_lines_of_different_flows_are_no_chain() -> None:
+    source = ("a = Dropout(0.5)(x)\n"
+              "b = BatchNormalization()(y)\n"
+              "c = BatchNormalization()(a)\n")
+    assert code_lines(source) == [("BNP001", 3)]
+
+
+def test_helpers_defined_one_after_the_other_are_no_chain() -> None:
+    source = ("import torch.nn.functional as F\n\n"
+              "def dropout(x):\n    return F.dropout(x, 0.5)\n\n"
+              "def bn(x):\n    return F.batch_norm(x, None, None, training=True)\n")
+    assert code_lines(source) == []
+
+
+def test_helper_returning_layers_feeds_the_model_it_builds() -> None:
+    source = ("def head():\n    return [Dense(10, activation='relu'), Dropout(0.5)]\n\n"
+              "model = Sequential(conv_layers() + head() + [BatchNormalization()])\n")
+    assert code_lines(source) == [("BNP001", 4)]
+
+
+def test_functional_calls_and_tensor_methods_make_a_chain() -> None:
+    source = ("import torch.nn.functional as F\nfrom torch import nn\n\n"
+              "class Net(nn.Module):\n"
+              "    def __init__(self):\n"
+              "        super().__init__()\n"
+              "        self.fc = nn.Linear(8, 8)\n"
+              "        self.bn = nn.BatchNorm1d(8)\n"
+              "    def forward(self, x):\n"
+              "        h = F.dropout(self.fc(x).relu(), 0.5, self.training)\n"
+              "        h = h.view(h.size(0), -1)\n"
+              "        return self.bn(h)\n")
+    assert code_lines(source) == [("BNP001", 12)]
+
+
+def test_dense_with_its_own_activation_keeps_its_bias() -> None:
+    source = ("model.add(Dense(64, activation='relu'))\nmodel.add(BatchNormalization())\n"
+              "model.add(Dense(64, activation=None))\nmodel.add(BatchNormalization())\n")
+    assert code_lines(source) == [("BNP002", 3)]
+
+
+def test_a_batchnorm_kept_and_passed_on_is_used() -> None:
+    source = ("nl1 = BatchNormalization()\ninsert_layer(model, nl1, 5)\n"
+              "def f():\n    nl2 = BatchNormalization()\n    nl2 = None\n")
+    assert code_lines(source) == [("BNP003", 4)]
