@@ -90,6 +90,7 @@ def fold_with_report(model: nn.Module, example_inputs: Any = None, *,
     result = new
     for part in sorted(needs_graph, key=lambda p: -p.prefix.count(".") if p.prefix else 1):
         gm = part.graph_module
+        _drop_string_annotations(gm.graph)
         _finish(gm)
         result = _install(result, part.prefix, gm)
     folder.report_unseen(traced.untraced)
@@ -404,6 +405,14 @@ def _is_max_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _drop_string_annotations(graph: fx.Graph) -> None:
+    """Forget annotations fx kept as strings (``from __future__ import annotations``): a
+    GraphModule whose code names them cannot be pickled by ``torch.save``."""
+    for node in graph.nodes:
+        if isinstance(node.type, str):
+            node.type = None
 
 
 def _remove_from_sequential(root: nn.Module, target: str) -> bool:
