@@ -7,7 +7,6 @@ Dropping it exactly also needs the BN's ``running_mean`` shifted by the bias, so
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bnplace.graph.copying import copy_module
 from bnplace.graph.kinds import main_input, module_kind
 from bnplace.graph.tracing import Trace, trace
 from bnplace.placement import LayerKind
@@ -27,7 +27,7 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
     """
     pairs = []
     for part in traced.parts:
-        modules = dict(part.module.named_modules())
+        modules = part.modules
         calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
         for node in part.graph.nodes:
             if node.op != "call_module" or calls[node.target] != 1:
@@ -66,7 +66,7 @@ def drop_redundant_bias(model: nn.Module, example_inputs: Any = None, *,
     Outputs are unchanged in train and eval mode; ``model`` itself is untouched.
     ``example_inputs`` is accepted for symmetry with :func:`~bnplace.graph.rewrite` and unused.
     """
-    new = copy.deepcopy(model)
+    new = copy_module(model)
     traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
     for linear_name, bn_name in linear_batchnorm_pairs(traced):
         move_bias_into_batchnorm(new.get_submodule(linear_name), new.get_submodule(bn_name))

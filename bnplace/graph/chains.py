@@ -99,7 +99,7 @@ def find_chains(model: nn.Module, example_inputs: Any = None, *,
 
 def chains_in_part(part: TracedPart) -> list[Chain]:
     """The chains in one traced part, in graph order."""
-    modules = dict(part.module.named_modules())
+    modules = part.modules
     calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
     kinds = {n: node_kind(n, modules) for n in part.graph.nodes}
     found = []
@@ -128,8 +128,6 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
                     skipped = skipped or (
                         f"`{_name(part, users[0])}` joins another value (a residual connection) "
                         f"between `{_name(part, cur)}` and the activation")
-            elif cur is act and len(users) > 1:
-                skipped = skipped or _other_users(part, cur, users)
             break
         if len(users) > 1:
             skipped = skipped or _other_users(part, cur, users)

@@ -16,7 +16,6 @@ Two ways, chosen per traced part:
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,7 @@ from typing import Any, Union
 from torch import fx, nn
 
 from bnplace.graph.bias import linear_batchnorm_pairs, move_bias_into_batchnorm
+from bnplace.graph.copying import copy_module
 from bnplace.graph.chains import Chain, ChainList, find_chains
 from bnplace.graph.kinds import main_input, with_main_input
 from bnplace.graph.shapes import batchnorm_for, output_shape, propagate_shapes
@@ -51,7 +51,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     BN's running mean is shifted by it (outputs unchanged, see :func:`drop_redundant_bias`).
     Chains that cannot be rewritten safely stay as they are, with a :class:`BnplaceWarning`.
     """
-    new = copy.deepcopy(model)
+    new = copy_module(model)
     traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
     if example_inputs is not None:
         propagate_shapes(traced, example_inputs)
@@ -84,14 +84,19 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     for prefix in sorted(todo, key=lambda p: -p.count(".") if p else 1):
         part, jobs = parts[prefix], todo[prefix]
         if all(c.container is not None for c, _ in jobs):
+            by_container: dict[str, list[tuple[Chain, Placement]]] = {}
             for chain, target in jobs:
-                pairs += _rewrite_in_sequential(new, part, chain, target)
+                by_container.setdefault(chain.container, []).append((chain, target))  # type: ignore[arg-type]
+            for container, group in by_container.items():
+                pairs += _rewrite_in_sequential(new.get_submodule(container), part, group)
         else:
-            gm = part.graph_module
+            removed: set[str] = set()
+            reorder = False
             for chain, target in jobs:
-                pairs += _rewrite_in_graph(gm, part, chain, target)
-            _finish(gm)
-            result = _install(result, prefix, gm)
+                pairs += _rewrite_in_graph(part, chain, target, removed)
+                reorder |= chain.nodes is not None and chain.nodes.batchnorm is not None \
+                    and chain.nodes.batchnorm.op != "call_module"
+            result = install_part(result, prefix, _finish_part(part, removed, reorder))
 
     if drop_bias:
         for linear, bn in pairs:
@@ -137,49 +142,60 @@ def _fetch(module: nn.Module, target: str) -> Any:
     return obj
 
 
-def _rewrite_in_sequential(model: nn.Module, part: TracedPart, chain: Chain, target: Placement
+def _rewrite_in_sequential(seq: nn.Module, part: TracedPart, jobs: list[tuple[Chain, Placement]]
                            ) -> list[tuple[nn.Module, nn.Module]]:
-    """Reorder the children of the chain's nn.Sequential. Returns the (linear, BN) bias pairs."""
-    assert chain.nodes is not None and chain.container is not None
-    seq = model.get_submodule(chain.container)
-    key = {role: str(n.target).rpartition(".")[2] if n is not None else None
-           for role, n in vars(chain.nodes).items()}
-    keys = list(seq._modules)
-    members = [k for k in (key["linear"], key["activation"], key["dropout"], key["batchnorm"]) if k]
-    positions = sorted(keys.index(k) for k in members)
-    lo, hi = positions[0], positions[-1]
-    if key["batchnorm"] is not None:
-        bn_key, bn = key["batchnorm"], seq._modules[key["batchnorm"]]
-    else:
-        bn_key = _unique(f"{key['linear']}_bn", seq._modules)
-        bn = _new_batchnorm(part, chain) if target is not Placement.NONE else None
-    order = [key["linear"]]
-    if target is Placement.BEFORE_ACTIVATION:
-        order.append(bn_key)
-    order.append(key["activation"])
-    if target is Placement.AFTER_ACTIVATION:
-        order.append(bn_key)
-    if key["dropout"]:
-        order.append(key["dropout"])
-    if target is Placement.AFTER_DROPOUT:
-        order.append(bn_key)
+    """Reorder the children of one nn.Sequential for its chains, in one pass.
+
+    Returns the (linear, BN) pairs that now sit side by side (for ``drop_bias``).
+    """
     modules = dict(seq._modules)
-    modules[bn_key] = bn
-    seq._modules = OrderedDict(
-        [(k, modules[k]) for k in keys[:lo]]
-        + [(k, modules[k]) for k in order]
-        + [(k, modules[k]) for k in keys[hi + 1:]]
-    )
-    if target is Placement.BEFORE_ACTIVATION:
-        return [(modules[key["linear"]], bn)]  # type: ignore[list-item]
-    return []
+    keys = list(modules)
+    index = {k: i for i, k in enumerate(keys)}
+    spans: dict[int, tuple[int, list[str]]] = {}  # first position -> (last position, new order)
+    pairs = []
+    for chain, target in jobs:
+        assert chain.nodes is not None
+        key = {role: str(n.target).rpartition(".")[2] if n is not None else None
+               for role, n in vars(chain.nodes).items()}
+        members = [k for k in key.values() if k]
+        positions = [index[k] for k in members]
+        if key["batchnorm"] is not None:
+            bn_key = key["batchnorm"]
+        else:
+            bn_key = _unique(f"{key['linear']}_bn", modules)
+            if target is not Placement.NONE:
+                modules[bn_key] = _new_batchnorm(part, chain)
+        order = [key["linear"]]
+        if target is Placement.BEFORE_ACTIVATION:
+            order.append(bn_key)
+            pairs.append((modules[key["linear"]], modules[bn_key]))
+        order.append(key["activation"])
+        if target is Placement.AFTER_ACTIVATION:
+            order.append(bn_key)
+        if key["dropout"]:
+            order.append(key["dropout"])
+        if target is Placement.AFTER_DROPOUT:
+            order.append(bn_key)
+        spans[min(positions)] = (max(positions), order)
+    items = []
+    i = 0
+    while i < len(keys):
+        if i in spans:
+            last, order = spans[i]
+            items += [(k, modules[k]) for k in order]
+            i = last + 1
+        else:
+            items.append((keys[i], modules[keys[i]]))
+            i += 1
+    seq._modules = OrderedDict(items)
+    return pairs  # type: ignore[return-value]
 
 
-def _rewrite_in_graph(gm: fx.GraphModule, part: TracedPart, chain: Chain, target: Placement
+def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed: set[str]
                       ) -> list[tuple[nn.Module, nn.Module]]:
-    """Rewire the chain's nodes in ``gm``'s graph. Returns the (linear, BN) bias pairs."""
+    """Rewire the chain's nodes in the part's graph. Returns the (linear, BN) bias pairs."""
     assert chain.nodes is not None
-    graph = gm.graph
+    graph = part.graph
     linear, act, drop, old = (chain.nodes.linear, chain.nodes.activation, chain.nodes.dropout,
                               chain.nodes.batchnorm)
     moved = None
@@ -188,6 +204,8 @@ def _rewrite_in_graph(gm: fx.GraphModule, part: TracedPart, chain: Chain, target
         assert isinstance(source, fx.Node)
         old.replace_all_uses_with(source)
         moved = old
+        if old.op == "call_module":
+            removed.add(str(old.target))
         graph.erase_node(old)
     if target is Placement.NONE:
         return []
@@ -197,35 +215,89 @@ def _rewrite_in_graph(gm: fx.GraphModule, part: TracedPart, chain: Chain, target
         if moved is not None:
             args, kwargs = with_main_input(moved, anchor)
             bn_node = graph.create_node(moved.op, moved.target, args, kwargs)
+            removed.discard(str(moved.target))
         else:
-            base = (str(linear.target) if linear.op == "call_module" else linear.name) + "_bn"
-            name = _unique_attr(gm, base.replace(".", "_") if linear.op != "call_module" else base)
-            gm.add_submodule(name, _new_batchnorm(part, chain))
+            base = f"{linear.target}_bn" if linear.op == "call_module" else f"{linear.name}_bn"
+            name = _add_module(part, base, _new_batchnorm(part, chain))
             bn_node = graph.call_module(name, (anchor,))
     anchor.replace_all_uses_with(bn_node, delete_user_cb=lambda user: user is not bn_node)
     if target is Placement.BEFORE_ACTIVATION and linear.op == "call_module" \
             and bn_node.op == "call_module":
-        return [(gm.get_submodule(str(linear.target)), gm.get_submodule(str(bn_node.target)))]
+        return [(part.modules[str(linear.target)], part.modules[str(bn_node.target)])]
     return []
 
 
-def _finish(gm: fx.GraphModule) -> None:
+def _add_module(part: TracedPart, base: str, module: nn.Module) -> str:
+    """Register ``module`` under a free name near ``base`` (a dotted path) in the part."""
+    parent_name, _, attr = base.rpartition(".")
+    holder: nn.Module = part._graph_module if part._graph_module is not None else part.module
+    parent = holder.get_submodule(parent_name) if parent_name else holder
+    name, i = attr, 1
+    while hasattr(parent, name):
+        name, i = f"{attr}{i}", i + 1
+    parent.add_module(name, module)
+    full = f"{parent_name}.{name}" if parent_name else name
+    part.modules[full] = module
+    return full
+
+
+def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.GraphModule:
+    """The part's GraphModule after its graph was edited (built once, or recompiled)."""
+    if reorder:  # a moved functional BN may use values defined after its new place
+        from torch.fx.passes.tools_common import legalize_graph
+        gm = part.graph_module
+        legalize_graph(gm)
+    called = {n.target for n in part.graph.nodes if n.op == "call_module"}
+    gone = [t for t in removed if t not in called]
+    gm = part._graph_module
+    if gm is None:
+        # built once, here: it copies only the modules the graph calls (removed BNs drop out)
+        part._graph_module = gm = fx.GraphModule(part.module, part.graph,
+                                                 class_name=type(part.module).__name__)
+        return gm
+    for target in gone:
+        gm.delete_submodule(target)
+    gm.recompile()
+    return gm
+
+
+def finish_graph_module(gm: fx.GraphModule) -> fx.GraphModule:
+    """Make ``gm`` consistent after its graph was edited: order, unused submodules, code."""
     try:
         gm.graph.lint()
     except RuntimeError:
         from torch.fx.passes.tools_common import legalize_graph
         legalize_graph(gm)
-    gm.delete_all_unused_submodules()
+    used: set[str] = set()
+    for node in gm.graph.nodes:
+        if node.op in ("call_module", "get_attr"):
+            atoms = str(node.target).split(".")
+            used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))
+            if node.op == "call_module":
+                used.update(f"{node.target}.{name}" for name, _ in
+                            gm.get_submodule(str(node.target)).named_modules() if name)
+    unused = [name for name, _ in gm.named_modules() if name and name not in used]
+    for name in unused:
+        parent = name.rpartition(".")[0]
+        if not parent or parent in used:  # a deleted parent takes its children along
+            gm.delete_submodule(name)
     gm.recompile()
+    return gm
 
 
-def _install(result: nn.Module, prefix: str, gm: fx.GraphModule) -> nn.Module:
+def install_part(model: nn.Module, prefix: str, gm: nn.Module) -> nn.Module:
+    """Put ``gm`` where the traced part ``prefix`` was; returns the (possibly new) root."""
     if not prefix:
         return gm
     parent_name, _, attr = prefix.rpartition(".")
-    parent = result.get_submodule(parent_name) if parent_name else result
+    parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, gm)
-    return result
+    return model
+
+
+# earlier names, kept for callers written against them
+_finish = finish_graph_module
+_install = install_part
 
 
 def _unique(base: str, taken: Mapping[str, Any]) -> str:
@@ -235,17 +307,3 @@ def _unique(base: str, taken: Mapping[str, Any]) -> str:
     return name
 
 
-def _unique_attr(gm: fx.GraphModule, target: str) -> str:
-    name, i = target, 1
-    while True:
-        try:
-            gm.get_submodule(name)
-        except AttributeError:
-            parent, _, attr = name.rpartition(".")
-            try:
-                holder = gm.get_submodule(parent) if parent else gm
-            except AttributeError:
-                return name
-            if not hasattr(holder, attr):
-                return name
-        name, i = f"{target}{i}", i + 1

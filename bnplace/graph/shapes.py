@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from bnplace.graph.copying import copy_module
 from bnplace.graph.tracing import Trace
 
 
@@ -47,15 +48,30 @@ def batchnorm_for(linear: nn.Module | None, function_name: str | None, width: in
         width = shape[1] if conv_rank else shape[-1]
     if width is None:
         raise ValueError("cannot tell the width of the layer's output; pass example_inputs")
-    factory: dict[str, Any] = {}
+    device = dtype = None
     if like is not None and not _uninitialized(like):
-        factory = {"device": like.device, "dtype": like.dtype}
+        device, dtype = like.device, like.dtype
     if conv_rank:
-        cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[conv_rank]
-        return cls(width, **factory)
-    if shape is not None and len(shape) == 2:
-        return nn.BatchNorm1d(width, **factory)
-    return ChannelLastBatchNorm(width, **factory)
+        cls: type[nn.Module] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[conv_rank]
+    elif shape is not None and len(shape) == 2:
+        cls = nn.BatchNorm1d
+    else:
+        cls = ChannelLastBatchNorm
+    return _fresh(cls, width, device, dtype)
+
+
+def _fresh(cls: type[nn.Module], width: int, device: Any, dtype: Any) -> nn.Module:
+    """``cls(width)``; copying a cached fresh one is ~10x faster than BatchNorm's constructor."""
+    key = (cls, width, device, dtype, torch.get_default_dtype())
+    template = _TEMPLATES.get(key)
+    if template is None:
+        if len(_TEMPLATES) > 256:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[key] = cls(width, device=device, dtype=dtype)
+    return copy_module(template)
+
+
+_TEMPLATES: dict[tuple[Any, ...], nn.Module] = {}
 
 
 def _conv_rank(linear: nn.Module | None, function_name: str | None) -> int:

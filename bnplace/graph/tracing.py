@@ -140,6 +140,14 @@ class TracedPart:
     training_dependent: str | None = None  # why the graph holds one training mode only, if so
     opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: they do not trace
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
+    _modules: dict[str, nn.Module] | None = field(default=None, repr=False)
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        """``dict(module.named_modules())``, computed once (the graph's module targets)."""
+        if self._modules is None:
+            self._modules = dict(self.module.named_modules())
+        return self._modules
 
     def qualified(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
