@@ -3,6 +3,7 @@ rules, honour ``# noqa``; and the fix loop (fix, lint again, until nothing more 
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,13 +35,22 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     try:
         module = cst.parse_module(code)
     except cst.ParserSyntaxError as err:
-        if not enabled("BNP000"):
-            return []
-        where = Location(err.raw_line, err.raw_column, err.raw_line, err.raw_column)
-        return [Finding("BNP000", f"SyntaxError: {err.message.splitlines()[0][:120]}", where)]
+        return [_syntax_error(code, err)] if enabled("BNP000") else []
     findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True)), enabled)
     lines = code.splitlines()
     return [finding for finding in findings if not is_suppressed(finding, lines)]
+
+
+def _syntax_error(code: str, err: cst.ParserSyntaxError) -> Finding:
+    """BNP000 with Python's own wording and line when it has one (``'(' was never closed``)."""
+    try:
+        ast.parse(code)
+    except SyntaxError as python_err:
+        row, column = python_err.lineno or 1, max((python_err.offset or 1) - 1, 0)
+        message = python_err.msg
+    else:
+        row, column, message = err.raw_line, err.raw_column, err.message.splitlines()[0]
+    return Finding("BNP000", f"SyntaxError: {message}", Location(row, column, row, column))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,11 @@ def _literal_int(node: cst.BaseExpression | None) -> int | None:
     return None
 
 
-def _literal_bool(node: cst.BaseExpression | None) -> bool | None:
+def _has_bias(call: cst.Call, keyword: str) -> bool | None:
+    """True when the bias is on (the default), False when switched off, None when computed."""
+    node = argument(call, None, keyword)
+    if node is None:
+        return True
     if isinstance(node, cst.Name) and node.value in ("True", "False"):
         return node.value == "True"
     return None
@@ -76,25 +80,33 @@ def _keras_activation_layer_kind(call: cst.Call) -> LayerKind:
     return _keras_activation(node) or LayerKind.ACTIVATION
 
 
+def _torch_fields(call: cst.Call, name: str, kind: LayerKind | None) -> dict:
+    width = _TORCH_WIDTH.get(_family(name))
+    fields = {"dims": _dims(name.replace("Lazy", "")),
+              "width": _literal_int(argument(call, *width)) if width else None}
+    if kind is LayerKind.LINEAR:
+        fields["has_bias"] = _has_bias(call, "bias")
+    return fields
+
+
+def _keras_fields(call: cst.Call, name: str) -> dict:
+    width = _KERAS_WIDTH.get(_family(name))
+    return {"width": _literal_int(argument(call, *width)) if width else None,
+            "has_bias": _has_bias(call, "use_bias"),
+            "activation": _keras_activation(argument(call, None, "activation"))}
+
+
 def read_layer(call: cst.Call, layer_type: LayerType, location: Location, definition: Location,
                movable: bool) -> Layer:
     """The neutral Layer for a constructor call whose callee resolved to ``layer_type``."""
     name, kind = layer_type.name, layer_type.kind
     if layer_type.framework == "keras" and name == "Activation":
         kind = _keras_activation_layer_kind(call)
-    fields: dict = {}
-    if layer_type.is_function:
-        pass  # F.relu(x) and friends carry nothing the rules read
+    if layer_type.is_function:  # F.relu(x) and friends carry nothing the rules read
+        fields = {}
     elif layer_type.framework == "torch":
-        width = _TORCH_WIDTH.get(_family(name))
-        fields = {"dims": _dims(name.replace("Lazy", "")),
-                  "width": _literal_int(argument(call, *width)) if width else None}
-        if kind is LayerKind.LINEAR:
-            fields["has_bias"] = _literal_bool(argument(call, None, "bias")) is not False
-    elif kind is LayerKind.LINEAR:
-        width = _KERAS_WIDTH.get(_family(name))
-        fields = {"width": _literal_int(argument(call, *width)) if width else None,
-                  "has_bias": _literal_bool(argument(call, None, "use_bias")) is not False,
-                  "activation": _keras_activation(argument(call, None, "activation"))}
+        fields = _torch_fields(call, name, kind)
+    else:
+        fields = _keras_fields(call, name) if kind is LayerKind.LINEAR else {}
     return Layer(kind=kind, type_name=name, location=location, definition=definition,
                  framework=layer_type.framework, movable=movable, **fields)

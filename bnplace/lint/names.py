@@ -1,6 +1,7 @@
 """Which layer a callee names, resolved through the file's imports.
 
-libcst's ``QualifiedNameProvider`` turns ``nn.Linear`` (after ``import torch.nn as nn``) into
+libcst's scope analysis (``ScopeProvider``, asked per callee as ``QualifiedNameProvider`` would, but
+only for the callees the linter looks at) turns ``nn.Linear`` (after ``import torch.nn as nn``) into
 ``torch.nn.Linear`` and ``BN`` (after ``from torch.nn import BatchNorm1d as BN``) into
 ``torch.nn.BatchNorm1d``. What it cannot see is filled in here: names from ``from keras.layers
 import *``, and names with no import at all (snippets, notebooks importing through ``from utils
@@ -14,8 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst._metadata_dependent import LazyValue
-from libcst.metadata import QualifiedName, QualifiedNameSource
+from libcst.metadata import QualifiedName, QualifiedNameSource, Scope
 
 from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_function,
                                kind_of_torch_module)
@@ -56,16 +56,15 @@ def _is_torch(package: list[str]) -> bool:
 class NameResolver:
     """Resolves callees of one module to library layer types."""
 
-    def __init__(self, module: cst.Module,
-                 qualified_names: Mapping[cst.CSTNode, Collection[QualifiedName]]) -> None:
-        self._qualified = qualified_names
+    def __init__(self, module: cst.Module, scopes: Mapping[cst.CSTNode, Scope | None]) -> None:
+        self._scopes = scopes
         self._star_modules = _star_imported_modules(module)
         self.default_framework = "torch" if re.search(r"^\s*(import|from)\s+torch\b", module.code,
                                                       re.MULTILINE) else "keras"
 
     def _qualified_names(self, node: cst.BaseExpression) -> Collection[QualifiedName]:
-        names = self._qualified.get(node, ())
-        return names() if isinstance(names, LazyValue) else names  # resolved on first use
+        scope = self._scopes.get(node)
+        return scope.get_qualified_names_for(node) if scope is not None else ()
 
     def dotted(self, node: cst.BaseExpression) -> str | None:
         """The full dotted name a callee refers to, or None when it is defined in this file."""

@@ -18,12 +18,12 @@ in a loop repeats). The code is never imported or run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
-from libcst.metadata import (ExpressionContext, ExpressionContextProvider, MetadataWrapper,
-                             PositionProvider, QualifiedNameProvider, ScopeProvider)
+from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
 from bnplace.lint.layer_calls import read_layer
 from bnplace.lint.layers import Description, Layer, Location
@@ -34,6 +34,8 @@ Layers = tuple[Layer, ...]
 
 # Tensor methods that act as a layer (``x.relu()``, ``x.view(n, -1)``, ``x.softmax(-1)``).
 _METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
+# ``self.name`` anywhere but as the target of a plain assignment: the module is read there.
+_READ_SELF_ATTRIBUTE = re.compile(r"\b(self\.\w+)\b(?!\s*=[^=])")
 # Methods that run before the others so ``self.*`` modules are known when ``forward`` reads them.
 _CONSTRUCTORS = ("__init__", "build", "setup")
 
@@ -70,12 +72,11 @@ def describe(wrapper: MetadataWrapper) -> Description:
 class _Describer:
     def __init__(self, wrapper: MetadataWrapper) -> None:
         module = wrapper.module
-        self._positions = wrapper.resolve(PositionProvider)
-        self._scopes = wrapper.resolve(ScopeProvider)
-        self._names = NameResolver(module, wrapper.resolve(QualifiedNameProvider))
-        self._loaded_attributes = {
-            dotted_text(node) for node, context in wrapper.resolve(ExpressionContextProvider).items()
-            if isinstance(node, cst.Attribute) and context is ExpressionContext.LOAD}
+        metadata = wrapper.resolve_many((PositionProvider, ScopeProvider))
+        self._positions = metadata[PositionProvider]
+        self._scopes = metadata[ScopeProvider]
+        self._names = NameResolver(module, self._scopes)
+        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code))
         self._module = module
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
@@ -87,7 +88,7 @@ class _Describer:
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
         self._unused += [layer for name, layer in self._attribute_batchnorms
-                         if name not in self._loaded_attributes]
+                         if name not in self._read_attributes]
         consumed = {id(node.parent) for node in self._nodes}
         for node in self._nodes:
             if id(node) not in consumed:
@@ -139,6 +140,8 @@ class _Describer:
                 self._run_if(statement.orelse, frame)
             else:
                 self._run_block(statement.orelse.body.body, frame)
+            for layers in frame.values.values():
+                self._emit(layers)
             frame.restore(taken)
         frame.conditional -= 1
 
@@ -172,7 +175,7 @@ class _Describer:
         tensor = self._flow(value, frame) if layers is None else None
         if key is None:
             return
-        frame.values.pop(key, None)
+        self._emit(frame.values.pop(key, ()))  # a name built up and then rebound (a second model)
         frame.tensors.pop(key, None)
         if layers is None:
             frame.tensors[key] = tensor

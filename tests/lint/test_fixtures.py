@@ -15,7 +15,7 @@ EXPECTED = {
                          ("BNP004", 55)],
     "torch_builders.py": [("BNP001", 12), ("BNP002", 17), ("BNP001", 26)],
     "clean_models.py": [],
-    "broken.py": [("BNP000", 4)],
+    "broken.py": [("BNP000", 3)],
 }
 
 

@@ -80,3 +80,22 @@ def test_a_batchnorm_kept_and_passed_on_is_used() -> None:
     source = ("nl1 = BatchNormalization()\ninsert_layer(model, nl1, 5)\n"
               "def f():\n    nl2 = BatchNormalization()\n    nl2 = None\n")
     assert code_lines(source) == [("BNP003", 4)]
+
+
+def test_a_model_name_reused_for_a_second_model_keeps_both() -> None:
+    source = ("model = Sequential()\nmodel.add(Dropout(0.5))\nmodel.add(BatchNormalization())\n"
+              "model = Sequential()\nmodel.add(Dense(8))\nmodel.add(BatchNormalization())\n")
+    assert code_lines(source) == [("BNP001", 3), ("BNP002", 5)]
+
+
+def test_both_branches_of_an_if_else_are_read() -> None:
+    source = ("if wide:\n    head = [Dense(512, activation='relu'), Dropout(0.5)]\n"
+              "else:\n    head = [Dense(64), BatchNormalization()]\n"
+              "model = Sequential(head + [BatchNormalization()])\n")
+    assert code_lines(source) == [("BNP002", 4), ("BNP001", 5)]
+
+
+def test_a_bias_switch_computed_at_run_time_is_left_alone() -> None:
+    source = ("net = nn.Sequential(nn.Linear(8, 8, bias=use_bias), nn.BatchNorm1d(8),\n"
+              "                    nn.Linear(8, 8, bias=True), nn.BatchNorm1d(8))\n")
+    assert code_lines(source) == [("BNP002", 2)]

@@ -1,0 +1,79 @@
+"""``# noqa`` comments and ``[tool.bnplace]`` settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bnplace.lint.config import ConfigError, settings_for_directory
+from bnplace.lint.runner import lint_paths
+from tests.lint.helpers import code_lines
+
+MODEL = """\
+model = Sequential()
+model.add(Dense(64)){noqa_dense}
+model.add(Dropout(0.5))
+model.add(BatchNormalization()){noqa_bn}
+"""
+
+
+@pytest.mark.parametrize(("noqa_dense", "noqa_bn", "expected"), [
+    ("", "", [("BNP001", 4)]),
+    ("", "  # noqa", []),
+    ("", "  # noqa: BNP001", []),
+    ("", "  # noqa: BNP002, BNP001", []),
+    ("", "  # noqa: BNP002", [("BNP001", 4)]),
+    ("  # NOQA:BNP001", "", [("BNP001", 4)]),
+])
+def test_noqa_on_the_reported_line(noqa_dense: str, noqa_bn: str, expected: list) -> None:
+    assert code_lines(MODEL.format(noqa_dense=noqa_dense, noqa_bn=noqa_bn)) == expected
+
+
+def _project(tmp_path: Path, table: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text(f"[project]\nname = 'x'\n\n[tool.bnplace]\n{table}\n")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "keras_model.py").write_text(
+        "model.add(Dense(64))\nmodel.add(Dropout(0.5))\nmodel.add(BatchNormalization())\n"
+        "model.add(Dense(8))\nmodel.add(BatchNormalization())\n")
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "old.py").write_text("BatchNormalization()\n")
+    return tmp_path
+
+
+def _found(root: Path) -> list[tuple[str, str, int]]:
+    settings_for_directory.cache_clear()
+    report = lint_paths([root], lambda folder: settings_for_directory(folder.resolve()))
+    return [(Path(f.path).name, f.code, f.location.row) for f in report.findings]
+
+
+def test_no_table_means_default_rules(tmp_path: Path) -> None:
+    root = _project(tmp_path, "")
+    assert _found(root) == [("old.py", "BNP003", 1), ("keras_model.py", "BNP001", 3),
+                            ("keras_model.py", "BNP002", 4)]
+
+
+def test_select_ignore_extend_select(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'select = ["BNP00"]\nignore = ["BNP003"]\nextend-select = ["BNP006"]')
+    assert _found(root) == [("keras_model.py", "BNP001", 3), ("keras_model.py", "BNP002", 4)]
+
+
+def test_exclude_and_per_file_ignores(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'exclude = ["legacy"]\n'
+                              '[tool.bnplace.per-file-ignores]\n"models/*.py" = ["BNP002"]')
+    assert _found(root) == [("keras_model.py", "BNP001", 3)]
+
+
+def test_opt_in_rule_through_extend_select(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'select = ["BNP006"]')
+    (root / "models" / "keras_model.py").write_text(
+        "m = Sequential([Dropout(0.5), Dense(8), BatchNormalization()])\n")
+    assert _found(root) == [("keras_model.py", "BNP006", 1)]
+
+
+@pytest.mark.parametrize("table", ['select = ["XYZ1"]', 'unknown = 1', 'ignore = "BNP001"'])
+def test_bad_configuration_is_an_error(tmp_path: Path, table: str) -> None:
+    root = _project(tmp_path, table)
+    settings_for_directory.cache_clear()
+    with pytest.raises(ConfigError):
+        settings_for_directory(root)

@@ -1,0 +1,50 @@
+"""Notebooks: code cells only, IPython magics parse, findings name the cell, fixes keep the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bnplace.lint.config import Settings
+from bnplace.lint.engine import lint_file
+from bnplace.lint.files import SourceFile
+from bnplace.lint.notebook import Notebook
+from tests.lint.helpers import FIXTURES
+
+NOTEBOOK = FIXTURES / "lesson3.ipynb"
+
+
+def _lint(path: Path, fix: bool = False):
+    return lint_file(SourceFile.read(path), Settings().enabled_for(path), fix=fix)
+
+
+def test_findings_name_the_cell_and_count_rows_within_it() -> None:
+    found = [(f.code, f.cell, f.location.row, f.location.column) for f in _lint(NOTEBOOK).findings]
+    # cell 3: BatchNormalization() on its 7th line; cell 5 (after %%time): Dense on its 3rd line.
+    assert found == [("BNP001", 3, 7, 8), ("BNP002", 5, 3, 10)]
+
+
+def test_magics_become_placeholders_that_parse_and_come_back() -> None:
+    source = {"cells": [{"cell_type": "code", "source": "%matplotlib inline\n!pip install x\n"
+                         "files = !ls\nlen?\nimport os"},
+                        {"cell_type": "code", "source": "%%bash\necho hi\n"}]}
+    notebook = Notebook.parse(json.dumps(source))
+    assert "%" not in notebook.code and "!" not in notebook.code
+    restored = json.loads(notebook.with_code(notebook.code))
+    assert restored == source
+
+
+def test_fix_keeps_outputs_metadata_and_other_cells(fixtures_copy: Path) -> None:
+    path = fixtures_copy / "lesson3.ipynb"
+    before = json.loads(path.read_text())
+    result = _lint(path, fix=True)
+    after = json.loads(result.text)
+    assert result.findings == [] and result.fixed == 2
+    assert after["metadata"] == before["metadata"]
+    for old, new in zip(before["cells"], after["cells"]):
+        assert {k: v for k, v in old.items() if k != "source"} == \
+               {k: v for k, v in new.items() if k != "source"}
+    assert "".join(after["cells"][2]["source"]).count("BatchNormalization(),\n        Dropout(p)") == 1
+    assert "".join(after["cells"][4]["source"]).startswith("%%time\n")
+    assert "Dense(64, input_dim=14, use_bias=False)" in "".join(after["cells"][4]["source"])
+    assert after["cells"][0] == before["cells"][0]
