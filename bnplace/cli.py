@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "lint": "bnplace.commands.lint:lint",
     "rule": "bnplace.commands.lint:rule",
     "rules": "bnplace.commands.lint:rules",
+    "tune": "bnplace.commands.tune:tune",
 }
 
 
