@@ -1,4 +1,4 @@
-"""``bnplace export``: a trained checkpoint in, an inference model out (BatchNorm folded with --fold).
+"""``bnplace export``: a trained checkpoint in, an inference model out (BatchNorm folded: --fold).
 
 The checkpoint is read with ``torch.load(..., weights_only=True)``, so loading it runs no pickled
 code. The output is the whole module (``torch.save(model)``): a folded model has a different

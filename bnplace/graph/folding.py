@@ -19,7 +19,6 @@ forward calls it, the traced part holding it becomes an ``fx.GraphModule`` witho
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -32,7 +31,8 @@ from torch import fx, nn
 
 from bnplace.graph.affine import batchnorm_affine, merge_into_following, merge_into_preceding
 from bnplace.graph.kinds import describe, main_input, node_kind
-from bnplace.graph.rewriting import _finish, _install
+from bnplace.graph.copying import copy_module
+from bnplace.graph.rewriting import finish_graph_module, install_part
 from bnplace.graph.shapes import ChannelLastBatchNorm, output_shape, propagate_shapes
 from bnplace.graph.tracing import TracedPart, trace
 from bnplace.placement import LayerKind
@@ -81,7 +81,7 @@ def fold_with_report(model: nn.Module, example_inputs: Any = None, *,
                      concrete_args: Mapping[str, Any] | None = None
                      ) -> tuple[nn.Module, FoldReport]:
     """:func:`fold`, plus the report of what was folded into what and what was left, and why."""
-    new = copy.deepcopy(model).eval()
+    new = copy_module(model).eval()
     traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
     if example_inputs is not None:
         propagate_shapes(traced, example_inputs)
@@ -91,8 +91,8 @@ def fold_with_report(model: nn.Module, example_inputs: Any = None, *,
     for part in sorted(needs_graph, key=lambda p: -p.prefix.count(".") if p.prefix else 1):
         gm = part.graph_module
         _drop_string_annotations(gm.graph)
-        _finish(gm)
-        result = _install(result, part.prefix, gm)
+        finish_graph_module(gm)
+        result = install_part(result, part.prefix, gm)
     folder.report_unseen(traced.untraced)
     return result.eval(), folder.report
 
