@@ -1,25 +1,20 @@
 """``bnplace export``: a trained checkpoint in, an inference model out (BatchNorm folded: --fold).
 
-The checkpoint is read with ``torch.load(..., weights_only=True)``, so loading it runs no pickled
-code. The output is the whole module (``torch.save(model)``): a folded model has a different
-architecture from the class that built the checkpoint, so weights alone would not describe it.
+The checkpoint is read with ``torch.load(..., weights_only=True)`` (see
+:mod:`bnplace.commands.checkpoints`), so loading it runs no pickled code. The output is the whole
+module (``torch.save(model)``): a folded model has a different architecture from the class that
+built the checkpoint, so weights alone would not describe it.
 """
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import click
 
+from bnplace.commands.checkpoints import load_checkpoint
 from bnplace.commands.errors import InputError, reported_as_usage_errors
 from bnplace.loading import load_model, parse_kwargs
-
-# keys under which training scripts commonly nest the state_dict
-_NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model")
-_MAX_DETAIL = 300  # characters of load_state_dict's key lists kept in the one-line error
 
 
 @click.command("export")
@@ -41,7 +36,7 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, do_fold: bool,
 
     with reported_as_usage_errors():
         model = load_model(spec, parse_kwargs(model_kwargs))
-    _load_into(model, _state_dict(checkpoint), checkpoint)
+    load_checkpoint(model, checkpoint)
     model.eval()
     if do_fold:
         from bnplace.graph import fold_with_report
@@ -58,42 +53,3 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, do_fold: bool,
     except OSError as err:
         raise InputError(f"cannot write {output}: {err.strerror or err}") from err
     click.echo(f"Saved the eval-mode model to {output}")
-
-
-def _state_dict(path: Path) -> Mapping[str, Any]:
-    import torch
-
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"no such checkpoint: {path}") from None
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise InputError(f"cannot read checkpoint {path} with weights_only=True: "
-                         f"{_cause(err)}") from err
-    if isinstance(loaded, Mapping):
-        for key in _NESTED_STATE_KEYS:
-            if isinstance(loaded.get(key), Mapping):
-                loaded = loaded[key]
-                break
-    if not isinstance(loaded, Mapping) or not all(
-            isinstance(value, torch.Tensor) for value in loaded.values()):
-        raise InputError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
-    return loaded
-
-
-def _cause(err: BaseException) -> str:
-    """The informative line of a torch.load error (the weights-only unpickler's own reason)."""
-    text = str(err)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-def _load_into(model: Any, state: Mapping[str, Any], path: Path) -> None:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        detail = " ".join(str(err).split())
-        detail = detail if len(detail) <= _MAX_DETAIL else detail[:_MAX_DETAIL] + "..."
-        raise InputError(f"{path} does not fit the model: {detail}") from err
