@@ -91,13 +91,15 @@ def _estimate_untrained_statistics(probe: nn.Module, batchnorms: dict[str, nn.Mo
 
 def _input_variances(model: nn.Module, names: dict[int, str], inputs: list[torch.Tensor]
                      ) -> dict[str, torch.Tensor]:
-    """Per BN, the per-channel variance of its input averaged over the batches (hooks only)."""
+    """Per BN, the per-channel variance of its input averaged over its calls (hooks only)."""
     sums: dict[str, torch.Tensor] = {}
+    calls: dict[str, int] = {}
 
     def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         variance = _channel_variance(module, args[0].detach().double())
         name = names[id(module)]
         sums[name] = sums[name] + variance if name in sums else variance
+        calls[name] = calls.get(name, 0) + 1
 
     handles = [m.register_forward_pre_hook(record) for m in model.modules()
                if id(m) in names]
@@ -108,7 +110,7 @@ def _input_variances(model: nn.Module, names: dict[int, str], inputs: list[torch
     finally:
         for handle in handles:
             handle.remove()
-    return {name: total / len(inputs) for name, total in sums.items()}
+    return {name: total / calls[name] for name, total in sums.items()}
 
 
 def _channel_variance(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:

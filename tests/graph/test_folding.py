@@ -6,6 +6,8 @@ import copy
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch.nn.functional as F
 from torch import nn
 
@@ -226,3 +228,46 @@ def test_fold_is_the_public_api() -> None:
     folded = fold(model)
     assert batchnorm_count(folded) == 0
     assert_same_outputs(model, folded, (16, 1, 8, 8))
+
+
+ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.LeakyReLU, nn.GELU, nn.SiLU)
+
+
+def randomized_statistics(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """BN statistics and affine parameters of any sign and size, as training leaves them."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=generator) * 2)
+                m.running_var.copy_(torch.rand(n, generator=generator) * 3 + 0.05)
+                if m.affine:
+                    m.weight.copy_(torch.randn(n, generator=generator))
+                    m.bias.copy_(torch.randn(n, generator=generator))
+    return model.eval()
+
+
+@settings(max_examples=30, deadline=None)
+@given(blocks=st.lists(st.tuples(st.sampled_from([p for p in Placement if p is not Placement.NONE]),
+                                 st.sampled_from(ACTIVATIONS), st.booleans(), st.booleans(),
+                                 st.booleans(), st.integers(2, 6)), min_size=1, max_size=3),
+       seed=st.integers(0, 2**16))
+def test_any_mlp_of_chains_folds_every_batchnorm(blocks: list, seed: int) -> None:
+    """Random MLPs: every BN folds (backward or forward), outputs unchanged."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    width = 5
+    for placement, activation, bias, affine, dropout, out in blocks:
+        linear, act, bn = nn.Linear(width, out, bias=bias), activation(), nn.BatchNorm1d(out,
+                                                                                    affine=affine)
+        drop = [nn.Dropout(0.3)] if dropout else []
+        layers += {Placement.BEFORE_ACTIVATION: [linear, bn, act, *drop],
+                   Placement.AFTER_ACTIVATION: [linear, act, bn, *drop],
+                   Placement.AFTER_DROPOUT: [linear, act, *drop, bn]}[placement]
+        width = out
+    model = randomized_statistics(nn.Sequential(*layers, nn.Linear(width, 3)),
+                                  torch.Generator().manual_seed(seed))
+    folded, report = fold_with_report(model)
+    assert report.left == {} and len(report.folded) == len(blocks)
+    assert batchnorm_count(folded) == 0
+    assert_same_outputs(model, folded, (7, 5))
