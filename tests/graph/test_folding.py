@@ -258,8 +258,8 @@ def test_any_mlp_of_chains_folds_every_batchnorm(blocks: list, seed: int) -> Non
     layers: list[nn.Module] = []
     width = 5
     for placement, activation, bias, affine, dropout, out in blocks:
-        linear, act, bn = nn.Linear(width, out, bias=bias), activation(), nn.BatchNorm1d(out,
-                                                                                    affine=affine)
+        linear, act = nn.Linear(width, out, bias=bias), activation()
+        bn = nn.BatchNorm1d(out, affine=affine)
         drop = [nn.Dropout(0.3)] if dropout else []
         layers += {Placement.BEFORE_ACTIVATION: [linear, bn, act, *drop],
                    Placement.AFTER_ACTIVATION: [linear, act, bn, *drop],
