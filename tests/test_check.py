@@ -139,3 +139,45 @@ def test_bad_model_is_a_one_line_error() -> None:
     code, out, err = check("--model", "tests.test_check:Missing")
     assert code == 2 and err.strip().splitlines() == [
         "Error: 'tests.test_check' has no attribute 'Missing'"]
+
+
+class Untraceable(nn.Module):
+    """A block whose forward branches on data (fx cannot trace it) next to a traceable one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = Branchy()
+        self.head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.5), nn.BatchNorm1d(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(x))
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+
+def test_untraced_parts_are_named_and_the_rest_is_checked() -> None:
+    code, out, err = check("--model", "tests.test_check:Untraceable", "--no-measure")
+    assert code == 1
+    assert out.splitlines()[0].startswith("tests.test_check:Untraceable:head.3: BNP001 ")
+    assert err.startswith("note: the rules cannot see inside `block`, whose forward does not trace")
+
+
+def test_checkpoint_statistics_are_used_as_they_are(tmp_path) -> None:
+    model = OneChain(after_dropout=False).train()
+    with torch.no_grad():
+        for _ in range(5):
+            model(torch.randn(64, 64))
+    path = tmp_path / "trained.pt"
+    torch.save(model.state_dict(), path)
+    code, out, _ = check("--model", "tests.test_check:OneChain", "--model-kwargs",
+                         '{"after_dropout": false}', "--checkpoint", str(path), "--data",
+                         "synthetic", "--threshold", "100")
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("bn "))
+    assert code == 0 and "*" not in row  # measured against the checkpoint's running variance

@@ -62,10 +62,14 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, data: st
             load_checkpoint(model, checkpoint)
         model.eval()
         enabled = settings.enabled_for(Path(spec.rpartition(":")[0]))
+        traced = trace(model)
         findings = [replace(finding, path=spec)
-                    for finding in run_rules(describe_model(trace(model)), enabled)]
+                    for finding in run_rules(describe_model(traced), enabled)]
         table, shifted = _measured_shift(model, data, batches, batch_size, threshold) \
             if measure else ([], [])
+    for name, why in traced.untraced.items():
+        click.echo(f"note: the rules cannot see inside `{name or spec}`, whose forward does not "
+                   f"trace: {why}", err=True)
     if output_format == "text":
         click.echo(output.text(findings, color=sys.stdout.isatty()))
     else:
