@@ -271,3 +271,32 @@ def test_any_mlp_of_chains_folds_every_batchnorm(blocks: list, seed: int) -> Non
     assert report.left == {} and len(report.folded) == len(blocks)
     assert batchnorm_count(folded) == 0
     assert_same_outputs(model, folded, (7, 5))
+
+
+class ResidualBlock(nn.Module):
+    """ResNet's basic block (conv → BN → ReLU → conv → BN, + a conv → BN shortcut), then a
+    pre-activation BN (BN → ReLU → conv, DenseNet's order), then depthwise conv → BN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.shortcut = nn.Sequential(nn.Conv2d(3, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.pre_bn, self.conv3 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1)
+        self.depthwise, self.bn4 = nn.Conv2d(8, 8, 3, groups=8), nn.BatchNorm2d(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+        y = self.conv3(F.relu(self.pre_bn(y)))
+        return self.bn4(self.depthwise(y))
+
+
+def test_residual_pre_activation_and_depthwise_blocks() -> None:
+    model = trained(ResidualBlock(), (8, 3, 8, 8))
+    folded, report = fold_with_report(model)
+    assert [(f.batchnorm, f.into) for f in report.folded] == [
+        ("bn1", "conv1"), ("bn2", "conv2"), ("shortcut.1", "shortcut.0"), ("bn4", "depthwise")]
+    assert report.left == {"pre_bn": "it is fed by `relu_1` (F.relu), not a Linear/Conv; it is "
+                                     "followed by `relu_2` (F.relu), which it cannot pass"}
+    assert batchnorm_count(folded) == 1
+    assert_same_outputs(model, folded, (8, 3, 8, 8))
