@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "check": "bnplace.commands.check:check",
     "export": "bnplace.commands.export:export",
     "lint": "bnplace.commands.lint:lint",
+    "rewrite": "bnplace.commands.rewrite:rewrite",
     "rule": "bnplace.commands.lint:rule",
     "rules": "bnplace.commands.lint:rules",
     "tune": "bnplace.commands.tune:tune",

@@ -1,4 +1,4 @@
-"""Which chain role an fx node plays: the name table of :mod:`bnplace.placement` resolved on torch."""
+"""Which chain role an fx node plays: :mod:`bnplace.placement`'s name table resolved on torch."""
 
 from __future__ import annotations
 
@@ -74,11 +74,11 @@ def main_input(node: fx.Node) -> object:
     return node.kwargs.get("input", node.kwargs.get("self"))
 
 
-def with_main_input(node: fx.Node, value: fx.Node) -> tuple[tuple, dict]:
-    """``node``'s args and kwargs with its main input replaced by ``value``."""
-    if node.args:
-        return (value, *node.args[1:]), dict(node.kwargs)
-    kwargs = dict(node.kwargs)
+def with_main_input(args: tuple, kwargs: dict, value: fx.Node) -> tuple[tuple, dict]:
+    """A layer call's args and kwargs with its main input replaced by ``value``."""
+    if args:
+        return (value, *args[1:]), dict(kwargs)
+    kwargs = dict(kwargs)
     kwargs["input" if "input" in kwargs else "self"] = value
     return (), kwargs
 

@@ -29,6 +29,7 @@ from bnplace.graph.chains import Chain, ChainList, find_chains
 from bnplace.graph.kinds import main_input, with_main_input
 from bnplace.graph.shapes import batchnorm_for, output_shape, propagate_shapes
 from bnplace.graph.tracing import TracedPart, trace
+from bnplace.graph.training import materialize_training_flag
 from bnplace.placement import Placement
 
 PlacementSpec = Union[Placement, str, Mapping[Union[str, Chain], Union[Placement, str]]]
@@ -54,7 +55,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     new = copy_module(model)
     traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
     if example_inputs is not None:
-        propagate_shapes(traced, example_inputs)
+        propagate_shapes(traced, example_inputs, real_fallback=True)
     chains = find_chains(new, traced=traced)
     wanted = _wanted_placements(chains, placement)
     if traced.untraced:
@@ -86,7 +87,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
         if all(c.container is not None for c, _ in jobs):
             by_container: dict[str, list[tuple[Chain, Placement]]] = {}
             for chain, target in jobs:
-                by_container.setdefault(chain.container, []).append((chain, target))  # type: ignore[arg-type]
+                by_container.setdefault(str(chain.container), []).append((chain, target))
             for container, group in by_container.items():
                 pairs += _rewrite_in_sequential(new.get_submodule(container), part, group)
         else:
@@ -125,7 +126,8 @@ def _new_batchnorm(part: TracedPart, chain: Chain) -> nn.Module:
     if node.op == "call_module":
         linear = part.module.get_submodule(str(node.target))
         width = getattr(linear, "out_features", None) or getattr(linear, "out_channels", None)
-        return batchnorm_for(linear, None, width, output_shape(node), getattr(linear, "weight", None))
+        weight = getattr(linear, "weight", None)
+        return batchnorm_for(linear, None, width, output_shape(node), weight)
     weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
     tensor = None
     if isinstance(weight, fx.Node) and weight.op == "get_attr":
@@ -203,7 +205,7 @@ def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed
         source = main_input(old)
         assert isinstance(source, fx.Node)
         old.replace_all_uses_with(source)
-        moved = old
+        moved = (old.op, old.target, old.args, dict(old.kwargs))  # erasing clears a node's args
         if old.op == "call_module":
             removed.add(str(old.target))
         graph.erase_node(old)
@@ -213,9 +215,10 @@ def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed
               Placement.AFTER_DROPOUT: drop or act}[target]
     with graph.inserting_after(anchor):
         if moved is not None:
-            args, kwargs = with_main_input(moved, anchor)
-            bn_node = graph.create_node(moved.op, moved.target, args, kwargs)
-            removed.discard(str(moved.target))
+            op, target_name, args, kwargs = moved
+            args, kwargs = with_main_input(args, kwargs, anchor)
+            bn_node = graph.create_node(op, target_name, args, kwargs)
+            removed.discard(str(target_name))
         else:
             base = f"{linear.target}_bn" if linear.op == "call_module" else f"{linear.name}_bn"
             name = _add_module(part, base, _new_batchnorm(part, chain))
@@ -246,7 +249,12 @@ def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.Graph
     if reorder:  # a moved functional BN may use values defined after its new place
         from torch.fx.passes.tools_common import legalize_graph
         gm = part.graph_module
-        legalize_graph(gm)
+        legalize_graph(gm)  # builds a new graph
+        part.graph = gm.graph
+    materialize_training_flag(part.graph, lambda base, module: _add_module(part, base, module))
+    for node in list(part.graph.nodes):  # attributes a removed functional BN read
+        if node.op == "get_attr" and not node.users:
+            part.graph.erase_node(node)
     called = {n.target for n in part.graph.nodes if n.op == "call_module"}
     gone = [t for t in removed if t not in called]
     gm = part._graph_module
@@ -262,12 +270,25 @@ def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.Graph
 
 
 def finish_graph_module(gm: fx.GraphModule) -> fx.GraphModule:
-    """Make ``gm`` consistent after its graph was edited: order, unused submodules, code."""
+    """Make ``gm`` consistent after its graph was edited: order, unused submodules, code.
+
+    Calls that read ``self.training`` become module calls, so ``torch.save`` keeps them working
+    (see :mod:`bnplace.graph.training`).
+    """
     try:
         gm.graph.lint()
     except RuntimeError:
         from torch.fx.passes.tools_common import legalize_graph
         legalize_graph(gm)
+
+    def add(base: str, module: nn.Module) -> str:
+        name, i = base, 1
+        while hasattr(gm, name):
+            name, i = f"{base}_{i}", i + 1
+        gm.add_submodule(name, module)
+        return name
+
+    materialize_training_flag(gm.graph, add)
     used: set[str] = set()
     for node in gm.graph.nodes:
         if node.op in ("call_module", "get_attr"):
@@ -305,5 +326,3 @@ def _unique(base: str, taken: Mapping[str, Any]) -> str:
     while name in taken:
         name, i = f"{base}{i}", i + 1
     return name
-
-

@@ -138,7 +138,7 @@ class TracedPart:
     module: nn.Module
     graph: fx.Graph
     training_dependent: str | None = None  # why the graph holds one training mode only, if so
-    opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: they do not trace
+    opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: no trace
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
     _modules: dict[str, nn.Module] | None = field(default=None, repr=False)
 
@@ -217,7 +217,8 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
             untraced[prefix] = _describe_error(err)
             for name, child in module.named_children():
                 if not _is_chain_leaf(child, leaf):
-                    _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
+                    _trace_into(child, _join(prefix, name), leaf, None, parts, untraced,
+                                first_error)
             return
         break
     dependent = tracer.baked or next(
@@ -266,7 +267,7 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
         for name, builtin in builtins.items():
             setattr(torch, name, _flag_aware(builtin))
         try:
-            return tracer.trace(module, concrete_args)
+            return _without_string_types(tracer.trace(module, concrete_args))
         except TypeError as error:
             if "_TrainingFlag" not in str(error):
                 raise
@@ -281,7 +282,19 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
                     f"fx records as a constant ({_first_line(err)})")
     tracer.flags = []
     tracer.failed_in = None
-    return tracer.trace(module, concrete_args)
+    return _without_string_types(tracer.trace(module, concrete_args))
+
+
+def _without_string_types(graph: fx.Graph) -> fx.Graph:
+    """Drop annotations that are strings (``from __future__ import annotations``).
+
+    fx cannot pickle a GraphModule whose code refers to a string annotation, so a rewritten model
+    from such a file could not be saved with ``torch.save``.
+    """
+    for node in graph.nodes:
+        if isinstance(node.type, str):
+            node.type = None
+    return graph
 
 
 def _first_line(err: BaseException) -> str:
