@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -55,8 +56,8 @@ def lint(paths: tuple[Path, ...], select: str | None, extend_select: str | None,
         click.echo(f"Would fix {report.fixed} error{'s' * (report.fixed != 1)}.", err=True)
         sys.exit(2 if report.errors else int(bool(report.diffs) and not exit_zero))
     if output_format == "text":
-        click.echo(output.text(report.findings, report.fixed, statistics,
-                               color=sys.stdout.isatty()))
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        click.echo(output.text(report.findings, report.fixed, statistics, color=color))
     else:
         click.echo(output.MACHINE_FORMATS[output_format](report.findings))
     if report.errors:

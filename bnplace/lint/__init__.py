@@ -1,4 +1,4 @@
-"""``bnplace lint``: the libcst side. Source -> ordered layer sequences -> rules -> findings -> reports.
+"""``bnplace lint``, the libcst side: source -> layer sequences -> rules -> findings -> reports.
 
 ``sequences`` reads source into the neutral :class:`Description` (``layers``); the rules read only
 that and yield :class:`Finding` objects; ``output`` formats findings. Another front end (the graph

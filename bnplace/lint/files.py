@@ -12,6 +12,7 @@ from pathlib import Path
 from bnplace.lint.notebook import Notebook
 
 SUFFIXES = (".py", ".ipynb")
+_BOM = "\ufeff"
 SKIPPED_FOLDERS = frozenset({
     ".git", ".hg", ".svn", ".bzr", "__pycache__", ".venv", "venv", ".env", ".tox", ".nox",
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".ipynb_checkpoints",
@@ -34,7 +35,8 @@ def discover(paths: Iterable[Path], is_excluded: Callable[[Path], bool]) -> Iter
 def _walk(folder: Path, is_excluded: Callable[[Path], bool]) -> Iterator[Path]:
     for root, folders, names in os.walk(folder):
         here = Path(root)
-        folders[:] = sorted(name for name in folders if not _skipped_folder(here / name, is_excluded))
+        folders[:] = sorted(name for name in folders
+                            if not _skipped_folder(here / name, is_excluded))
         for name in sorted(names):
             path = here / name
             if path.suffix in SUFFIXES and not is_excluded(path):
@@ -62,8 +64,10 @@ class SourceFile:
 
     @property
     def code(self) -> str:
-        return self.notebook.code if self.notebook else self.text
+        return self.notebook.code if self.notebook else self.text.removeprefix(_BOM)
 
     def rendered(self, code: str) -> str:
-        """The file text that holds ``code`` (for a notebook, its JSON)."""
-        return self.notebook.with_code(code) if self.notebook else code
+        """The file text that holds ``code`` (for a notebook, its JSON; a byte-order mark kept)."""
+        if self.notebook:
+            return self.notebook.with_code(code)
+        return _BOM + code if self.text.startswith(_BOM) else code

@@ -30,7 +30,7 @@ def _range_span(code_range: CodeRange) -> Span:
 
 
 def apply_fixes(code: str, findings: list[Finding]) -> str:
-    """``code`` with the fixes of ``findings`` applied; spans touched twice wait for a next round."""
+    """``code`` with the fixes of ``findings`` applied; a span touched twice waits a round."""
     swaps: dict[Span, Span] = {}
     no_bias: dict[Span, str] = {}
     for finding in findings:
@@ -97,10 +97,11 @@ def _without_bias(call: cst.Call, keyword: str) -> cst.Call:
                   equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
     if args:
         last = args[-1]
-        if isinstance(last.comma, cst.Comma):  # a trailing comma: the new argument keeps it
+        spacing: cst.BaseParenthesizableWhitespace = cst.SimpleWhitespace(" ")
+        if isinstance(last.comma, cst.Comma):  # a trailing comma: one argument per line, as before
             new = new.with_changes(comma=last.comma)
-            last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        else:
-            last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        args[-1] = last
+            previous = args[-2].comma if len(args) > 1 else None
+            spacing = (previous.whitespace_after if isinstance(previous, cst.Comma)
+                       else call.whitespace_before_args)
+        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=spacing))
     return call.with_changes(args=[*args, new])

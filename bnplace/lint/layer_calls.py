@@ -1,5 +1,5 @@
 """A layer constructor call (``Dense(64, activation='relu')``, ``nn.Linear(64, 10, bias=False)``)
-read into a neutral :class:`~bnplace.lint.layers.Layer`: bias, width, dimensionality, own activation.
+read into a neutral :class:`~bnplace.lint.layers.Layer`: bias, width, dimensionality, activation.
 
 Only literals are read; an argument written as an expression leaves the field unknown (None).
 """

@@ -6,7 +6,7 @@ This is the small interface shared by the two front ends:
 - ``bnplace check`` (the graph side) builds it from a traced model (positions are module names).
 
 A front end produces a :class:`Description`: the ordered :class:`Layer` sequences it found (each one
-a path through the data flow, input first) and the BatchNorm layers it saw constructed but never used.
+a path through the data flow, input first) and the BatchNorm layers it saw built but never used.
 Rules (``bnplace.lint.rules``) turn a Description into findings; they never look further.
 """
 
@@ -35,10 +35,10 @@ class Location:
 class Layer:
     """One layer of a sequence.
 
-    ``kind`` is None for a layer that plays no role in a chain (pooling, a custom block): rules treat
-    it as opaque. ``location`` is where the layer sits in the sequence (the list element, the call in
-    ``forward``); ``definition`` is where it is constructed (its arguments live there).
-    ``activation`` is the kind of a Dense/Conv's own ``activation=`` argument (ACTIVATION or OUTPUT).
+    ``kind`` is None for a layer that plays no role in a chain (pooling, a custom block): rules
+    treat it as opaque. ``location`` is where the layer sits in the sequence (the list element, the
+    call in ``forward``); ``definition`` is where it is constructed (its arguments live there).
+    ``activation`` is the kind of a Dense/Conv's own ``activation=`` (ACTIVATION or OUTPUT).
     ``width`` is the output width of a linear layer or a BN's ``num_features``, when written as a
     literal; ``dims`` the spatial dimensionality (1 for Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
     ``movable`` says a fixer may swap this layer's expression with another's in place.

@@ -49,6 +49,10 @@ def _is_keras(package: list[str]) -> bool:
     return "keras" in package
 
 
+def _is_class(name: str) -> bool:
+    return name[:1].isupper()
+
+
 def _is_torch(package: list[str]) -> bool:
     return bool(package) and package[0] == "torch"
 
@@ -85,7 +89,7 @@ class NameResolver:
         return text
 
     def is_imported(self, node: cst.BaseExpression) -> bool:
-        """Whether a name refers to an imported module or object (``F``, ``np``), not a local value."""
+        """Whether a name refers to an imported module or object (``F``, ``np``), not a local."""
         qualified = self._qualified_names(node)
         if qualified:
             return any(q.source is QualifiedNameSource.IMPORT for q in qualified)
@@ -93,7 +97,7 @@ class NameResolver:
         return text is not None and text.partition(".")[0] in _CONVENTIONAL_ALIASES
 
     def layer_type(self, node: cst.BaseExpression) -> LayerType | None:
-        """The layer type a callee names; ``kind`` is None for a library layer with no chain role."""
+        """The layer type a callee names; ``kind`` None for a library layer with no chain role."""
         dotted = self.dotted(node)
         if dotted is None:
             return None
@@ -102,15 +106,15 @@ class NameResolver:
             if "functional" in package or package == ["torch"]:
                 kind = kind_of_torch_function(name)
                 return LayerType("torch", name, kind, is_function=True) if kind else None
-            return LayerType("torch", name, kind_of_torch_module(name)) if name[:1].isupper() else None
+            return LayerType("torch", name, kind_of_torch_module(name)) if _is_class(name) else None
         if _is_keras(package):
-            return LayerType("keras", name, kind_of_keras_layer(name)) if name[:1].isupper() else None
+            return LayerType("keras", name, kind_of_keras_layer(name)) if _is_class(name) else None
         if package:
             return None
         return self._bare_layer_type(name)
 
     def is_sequential(self, node: cst.BaseExpression) -> bool:
-        """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, a bare ``Sequential``."""
+        """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, ``Sequential``."""
         dotted = self.dotted(node)
         if dotted is None:
             return False

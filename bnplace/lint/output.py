@@ -37,7 +37,8 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
         fixable = {finding.code for finding in findings if finding.fix_title}
         for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             mark = "[*]" if code in fixable else "   "
-            lines.append(f"{count:5d}\t{style(code, fg='red', bold=True)}\t{mark} {RULES[code].name}")
+            code_text = style(code, fg="red", bold=True)
+            lines.append(f"{count:5d}\t{code_text}\t{mark} {RULES[code].name}")
     else:
         for finding in findings:
             mark = " [*]" if finding.fix_title else ""

@@ -3,17 +3,18 @@
 One walk over each block of statements (the module, every function, every method) keeps two
 tables, in statement order:
 
-- *layer values*: what a name holds when it holds layers — one layer (``bn = BatchNormalization()``),
-  a list built with ``[...]``, ``append``, ``+=``, ``extend``, a model grown with ``model.add(...)``,
-  an ``nn.Sequential(...)``/``Sequential([...])``, the list a helper function returns;
+- *layer values*: what a name holds when it holds layers — one layer
+  (``bn = BatchNormalization()``), a list built with ``[...]``, ``append``, ``+=``, ``extend``, a
+  model grown with ``model.add(...)``, an ``nn.Sequential(...)``/``Sequential([...])``, the list a
+  helper function returns;
 - *tensors*: what a name holds when it holds data — a chain of layers applied so far
   (``x = Dropout(.5)(x)``, ``x = self.bn(self.drop(x))``, ``x = F.relu(self.fc(x))``).
 
 Sequences are the layer values (in the order the layers were added) and the data-flow paths that
 end in a value nothing else consumes. Order comes from data flow, never from neighbouring lines:
-two helper functions defined one after the other are no chain. ``if`` bodies are taken as run (a
-guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list grown
-in a loop repeats). The code is never imported or run.
+two helper functions defined one after the other are no chain. ``if`` bodies are taken as run
+(a guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list
+grown in a loop repeats). The code is never imported or run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
 from bnplace.lint.layer_calls import read_layer
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.lint.names import NameResolver, dotted_text
+from bnplace.lint.names import LayerType, NameResolver, dotted_text
 from bnplace.placement import LayerKind, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
@@ -36,6 +37,9 @@ Layers = tuple[Layer, ...]
 _METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
 # ``self.name`` anywhere but as the target of a plain assignment: the module is read there.
 _READ_SELF_ATTRIBUTE = re.compile(r"\b(self\.\w+)\b(?!\s*=[^=])")
+# Module methods that return the module itself (``nn.BatchNorm2d(5).to(device)``).
+_SELF_RETURNING = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train",
+                             "eval", "requires_grad_", "type"})
 # Methods that run before the others so ``self.*`` modules are known when ``forward`` reads them.
 _CONSTRUCTORS = ("__init__", "build", "setup")
 
@@ -54,14 +58,17 @@ class _Frame:
 
     values: dict[str, Layers] = field(default_factory=dict)
     tensors: dict[str, _Node | None] = field(default_factory=dict)
+    classes: dict[str, LayerType] = field(default_factory=dict)  # norm_layer = nn.BatchNorm2d
     conditional: int = 0
     returned: Layers | None = None
 
     def copy(self) -> _Frame:
-        return _Frame(dict(self.values), dict(self.tensors), self.conditional, self.returned)
+        return _Frame(dict(self.values), dict(self.tensors), dict(self.classes), self.conditional,
+                      self.returned)
 
     def restore(self, other: _Frame) -> None:
         self.values, self.tensors = dict(other.values), dict(other.tensors)
+        self.classes = dict(other.classes)
 
 
 def describe(wrapper: MetadataWrapper) -> Description:
@@ -122,9 +129,9 @@ class _Describer:
         elif isinstance(statement, (cst.For, cst.While)):
             for _ in range(2):
                 self._run_block(statement.body.body, frame)
-        elif isinstance(statement, (cst.With, cst.Try)):
+        elif isinstance(statement, (cst.With, cst.Try, cst.TryStar)):
             self._run_block(statement.body.body, frame)
-            for part in (*getattr(statement, "handlers", ()), statement.orelse,
+            for part in (*getattr(statement, "handlers", ()), getattr(statement, "orelse", None),
                          getattr(statement, "finalbody", None)):
                 if part is not None:
                     self._run_block(part.body.body, frame)
@@ -179,6 +186,9 @@ class _Describer:
         frame.tensors.pop(key, None)
         if layers is None:
             frame.tensors[key] = tensor
+            layer_type = self._names.layer_type(value) if dotted_text(value) else None
+            if layer_type is not None and not layer_type.is_function:
+                frame.classes[key] = layer_type
             return
         frame.values[key] = layers
         if _is_one_batchnorm(layers, value):
@@ -239,11 +249,13 @@ class _Describer:
             layers = self._container(call, frame)
             self._emit(layers)
             return layers
-        layer_type = self._names.layer_type(call.func)
+        name = dotted_text(call.func)
+        layer_type = frame.classes.get(name) or self._names.layer_type(call.func)
         if layer_type is not None and not layer_type.is_function:
             where = self._location(call)
             return (read_layer(call, layer_type, where, where, movable=not frame.conditional),)
-        name = dotted_text(call.func)
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SELF_RETURNING:
+            return self._layers_of(call.func.value, frame)
         if name in self._functions:
             return self._helper_layers(name)
         if name is not None and name.endswith("OrderedDict") and call.args:
@@ -259,8 +271,6 @@ class _Describer:
             value = arg.value
             if isinstance(value, (cst.List, cst.Tuple)) or arg.star:
                 layers += self._layers_of(value, frame) or ()
-            elif isinstance(value, cst.Call) and dotted_text(value.func) == "OrderedDict":
-                layers += self._named_elements(value.args[0].value, frame) if value.args else ()
             else:
                 layers += self._element(value, frame)
         return layers
@@ -283,8 +293,9 @@ class _Describer:
             pair = element.value
             if isinstance(pair, cst.Tuple) and pair.elements:
                 found = self._element(pair.elements[-1].value, frame)
-                # A lone layer sits at its whole pair, so a fix moves its name along with it.
-                layers += (replace(found[0], location=self._location(pair)),) if len(found) == 1 else found
+                if len(found) == 1:  # a lone layer sits at its whole pair: a fix moves its name too
+                    found = (replace(found[0], location=self._location(pair)),)
+                layers += found
         return layers if any(layer.kind is not None for layer in layers) else None
 
     def _element(self, node: cst.BaseExpression, frame: _Frame) -> Layers:
@@ -353,7 +364,9 @@ class _Describer:
             return None
         method = call.func.attr.value
         kind = kind_of_torch_function(method)
-        return (Layer(kind, method, where, where, framework="torch"),) if kind in _METHOD_KINDS else None
+        if kind not in _METHOD_KINDS:
+            return None
+        return (Layer(kind, method, where, where, framework="torch"),)
 
     def _chain(self, layers: Layers, source: _Node | None) -> _Node | None:
         node = source

@@ -14,6 +14,7 @@ EXPECTED = {
     "torch_forward.py": [("BNP001", 20), ("BNP003", 32), ("BNP001", 38), ("BNP004", 47),
                          ("BNP004", 55)],
     "torch_builders.py": [("BNP001", 12), ("BNP002", 17), ("BNP001", 26)],
+    "torchvision_style.py": [("BNP002", 12)],  # VGG-BN's conv keeps a bias; ResNet's does not
     "clean_models.py": [],
     "broken.py": [("BNP000", 3)],
 }

@@ -44,7 +44,8 @@ def test_fix_keeps_outputs_metadata_and_other_cells(fixtures_copy: Path) -> None
     for old, new in zip(before["cells"], after["cells"]):
         assert {k: v for k, v in old.items() if k != "source"} == \
                {k: v for k, v in new.items() if k != "source"}
-    assert "".join(after["cells"][2]["source"]).count("BatchNormalization(),\n        Dropout(p)") == 1
+    moved = "BatchNormalization(),\n        Dropout(p)"
+    assert "".join(after["cells"][2]["source"]).count(moved) == 1
     assert "".join(after["cells"][4]["source"]).startswith("%%time\n")
     assert "Dense(64, input_dim=14, use_bias=False)" in "".join(after["cells"][4]["source"])
     assert after["cells"][0] == before["cells"][0]

@@ -9,7 +9,7 @@ RULE = Rule(
     what="Reports a source file (or a notebook's code cells) that Python cannot parse, at the line "
          "of the syntax error. The other files are still linted.",
     why="A file that does not parse cannot be checked for any other rule: saying so beats passing "
-        "it silently. (Files that name no layer at all are skipped before parsing, so a syntax "
+        "it silently. (Files that name no BatchNorm are skipped before parsing, so a syntax "
         "error there goes unreported.)",
     fix="Fix the syntax error; for notebooks, IPython magics (`%matplotlib inline`, `!pip ...`) "
         "are understood and need no change.",

@@ -18,10 +18,10 @@ def check(description: Description) -> Iterator[Finding]:
                 continue
             bn, dropout = layers[i], layers[j]
             swappable = j == i - 1 and bn.movable and dropout.movable
+            fix = f"Move {bn.type_name} in front of {dropout.type_name}" if swappable else None
             yield Finding("BNP001", f"{bn.type_name} is fed directly by {dropout.type_name}: it "
                           "learns statistics of dropped-out activations that differ at inference",
-                          bn.location, (bn, dropout),
-                          f"Move {bn.type_name} in front of {dropout.type_name}" if swappable else None)
+                          bn.location, (bn, dropout), fix)
 
 
 RULE = Rule(

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 from bnplace.lint.findings import Finding
-from bnplace.lint.layers import Description
+from bnplace.lint.layers import Description, Layer, Location
 from bnplace.lint.rules.rule import Rule, indices_of, neighbour
 from bnplace.placement import LayerKind
 
 BIAS_KEYWORD = {"keras": "use_bias", "torch": "bias"}
 
 
+def _feeds_batchnorm(layers: tuple[Layer, ...], i: int) -> bool:
+    """Whether the linear layer at ``i`` (with a bias, no activation of its own) feeds a BN."""
+    j = neighbour(layers, i, 1)
+    return (bool(layers[i].has_bias) and layers[i].activation is None and j is not None
+            and layers[j].kind is LayerKind.BATCHNORM)
+
+
 def check(description: Description) -> Iterator[Finding]:
+    uses: dict[Location, list[bool]] = defaultdict(list)  # definition -> feeds a BN, per use
     for layers in description.sequences:
         for i in indices_of(layers, LayerKind.LINEAR):
-            linear = layers[i]
-            j = neighbour(layers, i, 1)
-            if (not linear.has_bias or linear.activation is not None or j is None
-                    or layers[j].kind is not LayerKind.BATCHNORM):
+            uses[layers[i].definition].append(_feeds_batchnorm(layers, i))
+    for layers in description.sequences:
+        for i in indices_of(layers, LayerKind.LINEAR):
+            if not _feeds_batchnorm(layers, i):
                 continue
+            linear, bn = layers[i], layers[neighbour(layers, i, 1)]
             keyword = BIAS_KEYWORD.get(linear.framework, "bias")
-            yield Finding("BNP002", f"{linear.type_name} has a bias that the {layers[j].type_name} "
+            # A layer also used where no BN follows needs its bias there: report, do not fix.
+            safe = bool(linear.framework) and all(uses[linear.definition])
+            yield Finding("BNP002", f"{linear.type_name} has a bias that the {bn.type_name} "
                           f"after it subtracts away: pass {keyword}=False", linear.definition,
-                          (linear,), f"Add {keyword}=False" if linear.framework else None)
+                          (linear,), f"Add {keyword}=False" if safe else None)
 
 
 RULE = Rule(

@@ -1,0 +1,101 @@
+"""``--fix`` output, exactly: what moves, what gains ``bias=False``, what is left as written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bnplace.lint.config import Settings
+from bnplace.lint.engine import lint_file
+from bnplace.lint.files import SourceFile
+from tests.lint.helpers import FIXTURES
+
+CASES = {
+    "keras list, comment stays on its line": (
+        "model = Sequential([\n"
+        "    Dense(64, activation='relu'),\n"
+        "    Dropout(0.5),\n"
+        "    BatchNormalization(momentum=0.9),  # lesson 3\n"
+        "])\n",
+        "model = Sequential([\n"
+        "    Dense(64, activation='relu'),\n"
+        "    BatchNormalization(momentum=0.9),\n"
+        "    Dropout(0.5),  # lesson 3\n"
+        "])\n"),
+    "functional api": (
+        "x = Dense(64, use_bias=False)(x)\nx = Dropout(0.5)(x)\nx = BatchNormalization()(x)\n",
+        "x = Dense(64, use_bias=False)(x)\nx = BatchNormalization()(x)\nx = Dropout(0.5)(x)\n"),
+    "torch bias, trailing comma and explicit True": (
+        "net = nn.Sequential(\n"
+        "    nn.Linear(\n"
+        "        64,\n"
+        "        32,\n"
+        "    ),\n"
+        "    nn.BatchNorm1d(32),\n"
+        "    nn.Conv2d(3, 8, 3, bias=True),  # keep me\n"
+        "    nn.BatchNorm2d(8),\n"
+        ")\n",
+        "net = nn.Sequential(\n"
+        "    nn.Linear(\n"
+        "        64,\n"
+        "        32,\n"
+        "        bias=False,\n"
+        "    ),\n"
+        "    nn.BatchNorm1d(32),\n"
+        "    nn.Conv2d(3, 8, 3, bias=False),  # keep me\n"
+        "    nn.BatchNorm2d(8),\n"
+        ")\n"),
+    "two dropouts in a row need two rounds": (
+        "m = Sequential([Dense(8, activation='relu'), Dropout(0.2), Dropout(0.2), "
+        "BatchNormalization()])\n",
+        "m = Sequential([Dense(8, activation='relu'), BatchNormalization(), Dropout(0.2), "
+        "Dropout(0.2)])\n"),
+    "byte-order mark and CRLF line ends are kept": (
+        "\ufeffm = Sequential([Dropout(0.5),\r\n    BatchNormalization()])\r\n",
+        "\ufeffm = Sequential([BatchNormalization(),\r\n    Dropout(0.5)])\r\n"),
+}
+
+UNFIXABLE = {
+    "guarded dropout": (
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.drop = nn.Dropout(0.5)\n"
+        "        self.bn = nn.BatchNorm1d(8)\n"
+        "    def forward(self, x):\n"
+        "        if self.drop is not None:\n"
+        "            x = self.drop(x)\n"
+        "        return self.bn(x)\n"),
+    "functional dropout": (
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.bn = nn.BatchNorm1d(8)\n"
+        "    def forward(self, x):\n"
+        "        return self.bn(F.dropout(x, 0.5, self.training))\n"),
+    "flatten between": "m = Sequential([Dropout(0.5), Flatten(), BatchNormalization()])\n",
+}
+
+
+def _fixed(source: str) -> tuple[str, list[str]]:
+    path = Path("model.py")
+    result = lint_file(SourceFile(path, source), Settings().enabled_for(path), fix=True)
+    return result.text, [finding.code for finding in result.findings]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fix_output(name: str) -> None:
+    source, expected = CASES[name]
+    assert _fixed(source) == (expected, [])
+
+
+@pytest.mark.parametrize("name", sorted(UNFIXABLE))
+def test_unsafe_moves_are_reported_not_made(name: str) -> None:
+    source = "import torch.nn.functional as F\n" + UNFIXABLE[name]
+    assert _fixed(source) == (source, ["BNP001"])
+
+
+def test_a_layer_also_used_without_a_batchnorm_keeps_its_bias() -> None:
+    source = (FIXTURES / "torchvision_style.py").read_text()
+    assert _fixed(source) == (source, ["BNP002"])
