@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     probe = build()
     dataset = load_data(data, probe)
     require_chains(probe, dataset.example)
-    name = settings.study_name or f"{type(probe).__name__}-{dataset.name}"
+    name = settings.study_name or re.sub(r"[^\w.\-]+", "_", f"{type(probe).__name__}-{dataset.name}")
     settings = replace(settings, study_name=name,
                        output=Path(settings.output or Path("bnplace-runs") / name))
     assert settings.output is not None

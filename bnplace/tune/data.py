@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -107,8 +108,14 @@ def load_data(source: DataSource, model: nn.Module) -> Dataset:
     if source == "synthetic":
         return _fitted("synthetic", *_synthetic(), model)
     if isinstance(source, str):
-        return _user_data(source, load_object(source), model)
+        return _user_data(_spec_name(source), load_object(source), model)
     return _user_data(getattr(source, "__name__", "data"), source, model)
+
+
+def _spec_name(spec: str) -> str:
+    """``path/to/mydata.py:load`` -> ``mydata.load``: short enough for a study name."""
+    module, _, attr = spec.rpartition(":")
+    return f"{Path(module).stem if module.endswith('.py') else module.rsplit('.', 1)[-1]}.{attr}"
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:

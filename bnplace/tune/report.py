@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bnplace.placement import Placement
-from bnplace.tune.storage import EPOCH_SECONDS, best_completed, is_counted, reason_of
+from bnplace.tune.storage import EPOCH_SECONDS, WORKER, best_completed, is_counted, reason_of
 
 BASELINE = Placement.NONE.value
 
@@ -60,6 +60,7 @@ def _trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "reason": reason_of(trial),
         "epochs": len(trial.intermediate_values),
         "epoch_seconds": trial.user_attrs.get(EPOCH_SECONDS),
+        "worker": trial.user_attrs.get(WORKER),
     }
 
 

@@ -9,13 +9,16 @@ so the next run trains that slot again and nothing is counted twice.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
@@ -26,9 +29,11 @@ from bnplace.tune.options import TuneInputError, TuneOptions
 
 REASON = "reason"  # trial user attr: why a trial was pruned or failed
 NOT_RUN = "not_run"  # trial user attr: why a trial was given up before training
+WORKER = "worker"  # trial user attr: host:pid of the process that ran it
 EPOCH_SECONDS = "epoch_seconds"  # trial user attr: mean training seconds per epoch
 SETTINGS = "bnplace_settings"  # study user attr: what the study was started with
 SQLITE_LOCK_TIMEOUT_S = 60  # several local workers may share one SQLite file
+SCHEMA_RACE_RETRIES = 5
 
 
 def storage_url(options: TuneOptions, output: Path) -> str:
@@ -39,14 +44,9 @@ def storage_url(options: TuneOptions, output: Path) -> str:
 def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[str, Any],
                sampler: BaseSampler, pruner: BasePruner) -> optuna.Study:
     """Create the study, or load it to resume or join; refuse one started with other settings."""
-    url = storage_url(options, output)
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    url = with_installed_driver(storage_url(options, output))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice
-            storage = RDBStorage(url, engine_kwargs=engine_kwargs,
-                                 heartbeat_interval=options.heartbeat,
-                                 grace_period=2 * options.heartbeat)
+        storage = _connect(url, options.heartbeat)
     except Exception as err:  # SQLAlchemy's errors for a bad URL, a missing driver, no server
         raise TuneInputError(f"cannot open storage {url!r}: {type(err).__name__}: {err}") from err
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
@@ -60,6 +60,34 @@ def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[
         raise TuneInputError(f"study {name!r} was started with other settings ({changed}); "
                              "run it with the same ones, or choose a new --study-name")
     return study
+
+
+def _connect(url: str, heartbeat: int) -> RDBStorage:
+    """The storage, with heartbeats; retried while another worker is creating the same schema."""
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    attempt = 1
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                                  grace_period=2 * heartbeat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            # two workers creating the tables at once, or SQLite busy: wait and try again
+            if attempt == SCHEMA_RACE_RETRIES:
+                raise
+            time.sleep(0.2 * attempt)
+            attempt += 1
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3,
+    while psycopg2-binary is the one most setups (and bnplace's ``distributed`` extra) have."""
+    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is None:
+        return url
+    return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
 
 
 def is_counted(trial: FrozenTrial) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
@@ -21,7 +23,7 @@ from bnplace.placement import Placement
 from bnplace.tune.data import Dataset
 from bnplace.tune.options import WEIGHT_DECAY_RANGE, TuneOptions
 from bnplace.tune.pruning import SamePlacementPruner
-from bnplace.tune.storage import (EPOCH_SECONDS, NOT_RUN, REASON, best_completed,
+from bnplace.tune.storage import (EPOCH_SECONDS, NOT_RUN, REASON, WORKER, best_completed,
                                   enqueue_missing, fail_stale_trials, is_counted, over_budget)
 from bnplace.tune.training import TrainingRun, train
 from bnplace.tune.variants import ModelFactory, build_variant
@@ -96,6 +98,7 @@ class Objective:
             trial.set_user_attr(NOT_RUN, "not run: other workers had already taken the study's "
                                          "last trials (not counted)")
             raise BudgetTaken()
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         placement, lr, weight_decay = suggest(trial, options)
         run = TrainingRun()
 
@@ -153,7 +156,10 @@ def run_trials(study: optuna.Study, objective: Objective, options: TuneOptions,
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's own heartbeat check
-            study.optimize(objective, n_trials=1, catch=(Exception,))
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,))
+            except UpdateFinishedTrialError:
+                pass  # another worker took this one for dead and failed it: it is not counted
 
 
 def _cells(options: TuneOptions) -> list[dict[str, object]]:
