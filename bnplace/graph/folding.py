@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.nn.utils import parametrize
 
 from bnplace.graph.affine import batchnorm_affine, merge_into_following, merge_into_preceding
 from bnplace.graph.kinds import describe, main_input, node_kind
@@ -196,6 +197,9 @@ class _Folder:
         if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)) or \
                 isinstance(layer.weight, nn.parameter.UninitializedParameter):
             return f"`{name}` ({type(layer).__name__}) has no initialized weight to merge into"
+        if parametrize.is_parametrized(layer) or layer._forward_pre_hooks or layer._forward_hooks:
+            return (f"`{name}` computes its weight (a parametrization or weight norm) or has "
+                    f"forward hooks")
         return None
 
     def _preceding_problem(self, part: TracedPart, source: fx.Node, node: fx.Node, bn: nn.Module,

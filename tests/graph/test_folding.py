@@ -300,3 +300,14 @@ def test_residual_pre_activation_and_depthwise_blocks() -> None:
                                      "followed by `relu_2` (F.relu), which it cannot pass"}
     assert batchnorm_count(folded) == 1
     assert_same_outputs(model, folded, (8, 3, 8, 8))
+
+
+def test_layers_that_compute_their_weight_are_left() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    model[0] = nn.utils.parametrizations.weight_norm(model[0])
+    model = trained(model, (16, 4))
+    folded, report = fold_with_report(model)
+    assert report.folded == []
+    assert report.left == {"1": "`0` computes its weight (a parametrization or weight norm) or has "
+                                "forward hooks; it is followed by `2` (ReLU), which it cannot pass"}
+    assert_same_outputs(model, folded, (16, 4))
