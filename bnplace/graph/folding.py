@@ -142,7 +142,8 @@ class _Folder:
         done = {f.batchnorm for f in self.report.folded} | set(self.report.left)
         for name, m in self.model.named_modules():
             if isinstance(m, _BatchNorm) and name not in done:
-                owner = max((u for u in untraced if name.startswith(u)), key=len, default=None)
+                owner = max((u for u in untraced if not u or name.startswith(f"{u}.")), key=len,
+                            default=None)
                 self.report.left[name] = (
                     f"inside `{owner or type(self.model).__name__}`, whose forward does not "
                     f"trace ({untraced[owner]})" if owner is not None
@@ -166,7 +167,8 @@ class _Folder:
         name = self.names[id(bn)]
         scale, shift = batchnorm_affine(bn)
         source = main_input(node)
-        if isinstance(source, fx.Node) and node_kind(source, modules) is LayerKind.LINEAR:
+        if isinstance(source, fx.Node) and source.op == "call_module" \
+                and node_kind(source, modules) is LayerKind.LINEAR:
             problem = self._preceding_problem(part, source, node, bn, modules)
             if problem is None:
                 layer = modules[str(source.target)]

@@ -311,3 +311,20 @@ def test_layers_that_compute_their_weight_are_left() -> None:
     assert report.left == {"1": "`0` computes its weight (a parametrization or weight norm) or has "
                                 "forward hooks; it is followed by `2` (ReLU), which it cannot pass"}
     assert_same_outputs(model, folded, (16, 4))
+
+
+def test_functional_linear_before_batchnorm_folds_forward() -> None:
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(5, 6))
+            self.bn, self.fc = nn.BatchNorm1d(5), nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.bn(F.linear(x, self.weight)))
+
+    model = trained(Functional(), (16, 6))
+    folded, report = fold_with_report(model)
+    assert [(f.batchnorm, f.into, f.direction) for f in report.folded] == [
+        ("bn", "fc", "following")]
+    assert_same_outputs(model, folded, (16, 6))
