@@ -45,7 +45,8 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, do_fold: bool,
         click.echo(f"Folded {len(report.folded)} BatchNorm layer"
                    f"{'s' * (len(report.folded) != 1)}, left {len(report.left)}.")
         for folded in report.folded:
-            click.echo(f"  folded {folded.batchnorm} into {folded.direction} {folded.into}")
+            copy = f" (a copy of {folded.copy_of})" if folded.copy_of else ""
+            click.echo(f"  folded {folded.batchnorm} into {folded.direction} {folded.into}{copy}")
         for name, why in report.left.items():
             click.echo(f"  left {name}: {why}")
     try:

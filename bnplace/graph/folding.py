@@ -10,8 +10,9 @@ into a neighbouring linear layer and disappear:
   flatten, average pooling, and max pooling when every BN scale is positive.
 
 A BN is left where folding would not be exact, with the reason: its output or the layer's output
-has other users, a layer is called at two places or shares its weight, a following Conv pads with
-zeros (the zeros would not have gone through the BN), a reshape whose channel layout is unknown.
+has other users, a following Conv pads with zeros (the zeros would not have gone through the BN),
+a reshape whose channel layout is unknown... A layer called at several places, or sharing a weight,
+is not changed: the call next to the BN goes to a private copy with the BN merged in.
 
 A folded BN is deleted from its ``nn.Sequential`` (the model keeps its class), or, when a custom
 forward calls it, the traced part holding it becomes an ``fx.GraphModule`` without the call.
@@ -48,11 +49,13 @@ _ADAPTIVE_AVG_FUNCTIONS = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adapt
 @dataclass(frozen=True)
 class FoldedBatchNorm:
     """One BN merged away: its name, the layer it went into, and whether that layer came before
-    it (``preceding``) or after it (``following``)."""
+    it (``preceding``) or after it (``following``). ``copy_of`` names the original when the BN went
+    into a private copy of a layer that is called at several places or shares its weights."""
 
     batchnorm: str
     into: str
     direction: str
+    copy_of: str | None = None
 
 
 @dataclass
@@ -116,6 +119,7 @@ class _Folder:
                 owners[id(p)] += 1
         self.shared = {id(m) for m in model.modules()
                        if any(owners[id(p)] > 1 for p in m.parameters(recurse=False))}
+        self.retargeted: set[str] = set()  # parts where a call now goes to a private copy
 
     def fold_part(self, part: TracedPart) -> bool:
         """Fold what can be folded in ``part``. True when its graph must replace its forward."""
@@ -135,7 +139,7 @@ class _Folder:
                 needs_graph |= not _remove_from_sequential(part.module, str(node.target))
             else:
                 self.report.left[name] = reason or folded
-        return needs_graph
+        return needs_graph or part.prefix in self.retargeted
 
     def report_unseen(self, untraced: Mapping[str, str]) -> None:
         """Every BN module neither folded nor left yet was never called in a traced graph."""
@@ -171,9 +175,9 @@ class _Folder:
                 and node_kind(source, modules) is LayerKind.LINEAR:
             problem = self._preceding_problem(part, source, node, bn, modules)
             if problem is None:
-                layer = modules[str(source.target)]
+                layer, copy_of = self._own_layer(part, source, modules)
                 merge_into_preceding(layer, scale, shift)
-                return FoldedBatchNorm(name, self.names[id(layer)], "preceding")
+                return FoldedBatchNorm(name, self.names[id(layer)], "preceding", copy_of)
             before = problem
         else:
             before = f"it is fed by {_label(part, source, modules)}, not a Linear/Conv"
@@ -187,15 +191,32 @@ class _Folder:
         if problem:
             return f"{before}; {problem}"
         repeat = _features_per_channel(layer, bn, path) if path.flattened else 1
+        layer, copy_of = self._own_layer(part, path.layer, modules)
         merge_into_following(layer, scale, shift, repeat)
-        return FoldedBatchNorm(name, layer_name, "following")
+        return FoldedBatchNorm(name, self.names[id(layer)], "following", copy_of)
+
+    def _own_layer(self, part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
+                   ) -> tuple[nn.Module, str | None]:
+        """The layer ``node`` calls, made private to this call first when it is called elsewhere
+        too or shares a parameter: the call then goes to a copy (and the part becomes a graph).
+        Returns the layer to merge into and the original's name when it is a copy."""
+        layer = modules[str(node.target)]
+        if self.calls[id(layer)] == 1 and id(layer) not in self.shared:
+            return layer, None
+        original = self.names[id(layer)]
+        target = _free_name(part.module, f"{str(node.target).replace('.', '_')}_folded")
+        private = copy_module(layer)
+        part.module.add_module(target, private)
+        modules[target] = private
+        node.target = target
+        self.calls[id(layer)] -= 1
+        self.calls[id(private)] = 1
+        self.names[id(private)] = part.qualified(target)
+        self.retargeted.add(part.prefix)
+        return private, original
 
     def _layer_problem(self, layer: nn.Module) -> str | None:
         name = self.names[id(layer)]
-        if self.calls[id(layer)] > 1:
-            return f"`{name}` is called at {self.calls[id(layer)]} places"
-        if id(layer) in self.shared:
-            return f"`{name}` shares a parameter with another layer"
         if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)) or \
                 isinstance(layer.weight, nn.parameter.UninitializedParameter):
             return f"`{name}` ({type(layer).__name__}) has no initialized weight to merge into"
@@ -419,6 +440,14 @@ def _drop_string_annotations(graph: fx.Graph) -> None:
     for node in graph.nodes:
         if isinstance(node.type, str):
             node.type = None
+
+
+def _free_name(module: nn.Module, base: str) -> str:
+    """``base``, or ``base1``, ``base2``... whichever ``module`` has no attribute of yet."""
+    name, i = base, 1
+    while hasattr(module, name):
+        name, i = f"{base}{i}", i + 1
+    return name
 
 
 def _remove_from_sequential(root: nn.Module, target: str) -> bool:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnplace import Placement, fold
-from bnplace.graph import fold_with_report
+from bnplace.graph import FoldedBatchNorm, fold_with_report
 from examples import models
 from tests.graph.helpers import batchnorm_count
 
@@ -183,26 +183,27 @@ class Shared(nn.Module):
         return self.out(y) + y.sum(1, keepdim=True)
 
 
-def test_left_where_folding_would_change_other_users() -> None:
+def test_shared_layer_gets_a_copy_and_a_value_with_other_users_is_left() -> None:
     model = trained(Shared(), (16, 5))
     result, report = fold_with_report(model)
-    assert report.folded == []
-    assert report.left["bn1"] == ("it is fed by `relu` (torch.relu), not a Linear/Conv; "
-                                  "`fc` is called at 2 places")
-    assert report.left["bn2"] == ("it is fed by `relu_1` (torch.relu), not a Linear/Conv; "
-                                  "the output of `bn2` (BatchNorm1d) has 2 users")
+    # the second call of `fc` gets its own copy with bn1 merged in; the first keeps `fc`
+    assert report.folded == [FoldedBatchNorm("bn1", "fc_folded", "following", copy_of="fc")]
+    assert report.left == {"bn2": "it is fed by `relu_1` (torch.relu), not a Linear/Conv; "
+                                  "the output of `bn2` (BatchNorm1d) has 2 users"}
+    assert torch.equal(result.fc.weight, model.fc.weight)
     assert_same_outputs(model, result, (16, 5))
 
 
-def test_left_when_batch_statistics_or_tied_weights() -> None:
+def test_batch_statistics_are_left_and_tied_weights_untied() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4, track_running_stats=False),
                           nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 4))
     model[4].weight = model[2].weight
-    _, report = fold_with_report(model)
-    assert report.folded == []
-    assert "batch statistics" in report.left["1"]
-    assert report.left["3"] == ("`2` shares a parameter with another layer; "
-                                "`4` shares a parameter with another layer")
+    model = trained(model, (16, 4))
+    folded, report = fold_with_report(model)
+    assert report.folded == [FoldedBatchNorm("3", "2_folded", "preceding", copy_of="2")]
+    assert report.left == {"1": "it normalises with batch statistics at inference "
+                                "(track_running_stats=False)"}
+    assert_same_outputs(model, folded, (16, 4))
 
 
 def test_view_is_looked_through_only_with_shapes() -> None:
