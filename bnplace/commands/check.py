@@ -36,7 +36,8 @@ from bnplace.loading import load_model, parse_kwargs
               help="The batches the variance shift is measured on (as for `bnplace tune`).")
 @click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True,
               help="How many batches to measure on.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True,
+              help="Samples per measured batch.")
 @click.option("--threshold", type=click.FloatRange(min=1.0), default=1.1, show_default=True,
               help="Report a BatchNorm whose variance ratio is this factor away from 1.")
 @click.option("--measure/--no-measure", default=True, show_default=True,

@@ -30,7 +30,7 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, do_fold: bool,
            output: Path) -> None:
     """Load a checkpoint into a model, optionally fold its BatchNorm away, and save it.
 
-    Load the result with ``torch.load(FILE, weights_only=False)`` (it is a pickled module).
+    Load the result with torch.load(FILE, weights_only=False): it is a pickled module.
     """
     import torch
 
