@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "rewrite": "bnplace.graph",
     "drop_redundant_bias": "bnplace.graph",
     "fold": "bnplace.graph",
+    "fold_with_report": "bnplace.graph",
     "tune": "bnplace.tune",
     "TuneResult": "bnplace.tune",
 }

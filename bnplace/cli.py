@@ -13,10 +13,12 @@ from bnplace import __version__
 
 # subcommand name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
+    "check": "bnplace.commands.check:check",
+    "export": "bnplace.commands.export:export",
     "lint": "bnplace.commands.lint:lint",
+    "rewrite": "bnplace.commands.rewrite:rewrite",
     "rule": "bnplace.commands.lint:rule",
     "rules": "bnplace.commands.lint:rules",
-    "rewrite": "bnplace.commands.rewrite:rewrite",
     "tune": "bnplace.commands.tune:tune",
 }
 
@@ -44,4 +46,6 @@ def main() -> None:
     bnplace tune    train every placement on your model and pick the best
     bnplace rewrite show the chains of a model and rewrite them to a placement
     bnplace lint    flag placement mistakes in PyTorch/Keras source and notebooks
+    bnplace check   the lint rules on a live model, plus its measured variance shift
+    bnplace export  save a checkpoint as an inference model, BatchNorm folded away
     """

@@ -1,0 +1,93 @@
+"""``bnplace export``: checkpoint in, folded eval-mode model out; one-line errors, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bnplace.cli import main
+from examples import models
+from tests.graph.helpers import batchnorm_count
+
+
+def checkpoint(tmp_path: Path, name: str) -> tuple[torch.nn.Module, Path]:
+    """A model of ``examples.models`` with trained BN statistics, and its saved state_dict."""
+    torch.manual_seed(0)
+    model = getattr(models, name)().train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, 1, 8, 8) * 3 + 1)
+    path = tmp_path / f"{name}.pt"
+    torch.save(model.state_dict(), path)
+    return model.eval(), path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["export", *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("name, folded, left", [("Lesson3Head", 2, 0), ("SmallCNN", 1, 2)])
+def test_export_folds_and_saves_an_equivalent_model(tmp_path: Path, name: str, folded: int,
+                                                    left: int) -> None:
+    model, path = checkpoint(tmp_path, name)
+    out = tmp_path / "folded.pt"
+    code, output = run("--model", f"examples.models:{name}", "--checkpoint", str(path),
+                       "--fold", "--output", str(out))
+    assert code == 0, output
+    lines = output.splitlines()
+    layers = "layer" if folded == 1 else "layers"
+    assert lines[0] == f"Folded {folded} BatchNorm {layers}, left {left}."
+    assert sum(line.startswith("  left ") for line in lines) == left
+    assert lines[-1] == f"Saved the eval-mode model to {out}"
+    saved = torch.load(out, weights_only=False)
+    assert batchnorm_count(saved) == left and not saved.training
+    x = torch.randn(8, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(saved(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_export_without_fold_keeps_batchnorm(tmp_path: Path) -> None:
+    model, path = checkpoint(tmp_path, "KerasQuestionMLP")
+    out = tmp_path / "model.pt"
+    code, output = run("--model", "examples.models:KerasQuestionMLP", "--model-kwargs",
+                       '{"hidden": 64}', "--checkpoint", str(path), "--output", str(out))
+    assert code == 0 and output.splitlines() == [f"Saved the eval-mode model to {out}"]
+    saved = torch.load(out, weights_only=False)
+    assert batchnorm_count(saved) == 2
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(saved(x), model(x))
+
+
+def test_nested_state_dict_is_accepted(tmp_path: Path) -> None:
+    model, path = checkpoint(tmp_path, "Lesson3Head")
+    torch.save({"epoch": 3, "state_dict": model.state_dict()}, path)
+    code, output = run("--model", "examples.models:Lesson3Head", "--checkpoint", str(path),
+                       "--fold", "--output", str(tmp_path / "out.pt"))
+    assert code == 0, output
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    _, path = checkpoint(tmp_path, "SmallCNN")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint")
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"model": models.MLP()}, pickled)  # a whole module: refused by weights_only
+    out = str(tmp_path / "out.pt")
+    cases = {
+        ("examples.models:Nope", str(path)): "has no attribute 'Nope'",
+        ("examples.models:SmallCNN", str(tmp_path / "missing.pt")): "no such checkpoint",
+        ("examples.models:SmallCNN", str(garbage)): "with weights_only=True",
+        ("examples.models:SmallCNN", str(pickled)): "with weights_only=True",
+        ("examples.models:MLP", str(path)): "does not fit the model: Error(s) in loading",
+    }
+    for (spec, ckpt), expected in cases.items():
+        code, output = run("--model", spec, "--checkpoint", ckpt, "--output", out)
+        assert code == 2, output
+        assert len(output.strip().splitlines()) == 1 and output.startswith("Error: ")
+        assert expected in output
+    assert not Path(out).exists()
