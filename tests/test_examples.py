@@ -74,12 +74,14 @@ def test_custom_data_tunes_through_the_api_and_its_printed_command_runs(tmp_path
     assert len(results["trials"]) == 4
 
 
-def test_notebook_findings_name_cell_and_row() -> None:
+def test_notebook_findings_name_cell_and_row_as_the_docs_show() -> None:
     done = run("-m", "bnplace", "lint", "examples/notebook.ipynb")
 
     assert done.returncode == 1, done.stderr
     assert [(m["code"], int(m["cell"]), int(m["row"])) for m in FINDING.finditer(done.stdout)] == [
         ("BNP001", 4, 5), ("BNP002", 4, 6), ("BNP002", 4, 9), ("BNP005", 4, 10)]
+    shown = (REPO / "docs" / "index.md").read_text().split("```text\n")[-1].split("```")[0]
+    assert shown == done.stdout
 
 
 def test_notebook_is_nbformat_4_with_a_magic() -> None:
