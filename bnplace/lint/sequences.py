@@ -163,7 +163,8 @@ class _Describer:
     def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
         if isinstance(small, cst.Assign):
             for target in small.targets:
-                self._assign(target.target, small.value, frame, small)
+                for name, value in _pairs(target.target, small.value):
+                    self._assign(name, value, frame, small)
         elif isinstance(small, cst.AnnAssign) and small.value is not None:
             self._assign(small.target, small.value, frame, small)
         elif isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign):
@@ -389,6 +390,17 @@ class _Describer:
     def _emit(self, layers: Layers) -> None:
         if len(layers) >= 2:
             self._sequences[layers] = None
+
+
+def _pairs(target: cst.BaseExpression, value: cst.BaseExpression
+           ) -> list[tuple[cst.BaseExpression, cst.BaseExpression]]:
+    """``a, b = x, y`` as ``a = x`` and ``b = y``; any other assignment as it is."""
+    if (isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List))
+            and len(target.elements) == len(value.elements)
+            and not any(isinstance(e, cst.StarredElement) for e in (*target.elements,
+                                                                     *value.elements))):
+        return [(t.value, v.value) for t, v in zip(target.elements, value.elements)]
+    return [(target, value)]
 
 
 def _path(node: _Node) -> Layers:

@@ -128,3 +128,14 @@ def test_resnet_style_norm_layer_alias_and_module_methods() -> None:
               "    def forward(self, x):\n"
               "        return self.bn(self.conv(x)).relu()\n")
     assert code_lines(source) == [("BNP002", 8)]
+
+
+def test_tuple_assignments_bind_each_layer() -> None:
+    source = ("from torch import nn\n\n"
+              "class Net(nn.Module):\n"
+              "    def __init__(self):\n"
+              "        super().__init__()\n"
+              "        self.drop, self.bn = nn.Dropout(0.5), nn.BatchNorm1d(8)\n"
+              "    def forward(self, x):\n"
+              "        return self.bn(self.drop(x))\n")
+    assert code_lines(source) == [("BNP001", 8)]
