@@ -20,6 +20,7 @@ grown in a loop repeats). The code is never imported or run.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -96,10 +97,11 @@ class _Describer:
         self._run_frame(self._module.body, _Frame())
         self._unused += [layer for name, layer in self._attribute_batchnorms
                          if name not in self._read_attributes]
-        consumed = {id(node.parent) for node in self._nodes}
+        readers = Counter(id(node.parent) for node in self._nodes)
+        shared = {node_id for node_id, count in readers.items() if count > 1}
         for node in self._nodes:
-            if id(node) not in consumed:
-                self._emit(_path(node))
+            if id(node) not in readers:
+                self._emit(_path(node, shared))
         return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)))
 
     # blocks and statements
@@ -403,11 +405,14 @@ def _pairs(target: cst.BaseExpression, value: cst.BaseExpression
     return [(target, value)]
 
 
-def _path(node: _Node) -> Layers:
+def _path(node: _Node, shared: set[int]) -> Layers:
+    """The layers from the input to ``node``. A layer whose output several layers read cannot
+    trade places with one of them (the others would read the other layer): it is not movable."""
     layers = []
     current: _Node | None = node
     while current is not None:
-        layers.append(current.layer)
+        shared_output = id(current) in shared and current.layer.movable
+        layers.append(replace(current.layer, movable=False) if shared_output else current.layer)
         current = current.parent
     return tuple(reversed(layers))
 

@@ -74,6 +74,8 @@ UNFIXABLE = {
         "        self.bn = nn.BatchNorm1d(8)\n"
         "    def forward(self, x):\n"
         "        return self.bn(F.dropout(x, 0.5, self.training))\n"),
+    "dropout output read twice": (
+        "x = Dropout(0.5)(inputs)\ny = BatchNormalization()(x)\nz = Dense(8)(x)\n"),
     "flatten between": "m = Sequential([Dropout(0.5), Flatten(), BatchNormalization()])\n",
 }
 
