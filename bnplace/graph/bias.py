@@ -42,9 +42,10 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
 
 
 def move_bias_into_batchnorm(linear: nn.Module, bn: nn.Module) -> bool:
-    """Remove ``linear``'s bias and shift ``bn.running_mean`` by it. True when a bias was dropped."""
+    """Remove ``linear``'s bias and shift ``bn.running_mean`` by it; True when one was dropped."""
     bias = getattr(linear, "bias", None)
-    if not isinstance(bias, torch.Tensor) or isinstance(bias, nn.parameter.UninitializedTensorMixin):
+    if not isinstance(bias, torch.Tensor) \
+            or isinstance(bias, nn.parameter.UninitializedTensorMixin):
         return False
     running_mean = getattr(bn, "running_mean", None)
     if isinstance(running_mean, nn.parameter.UninitializedTensorMixin):

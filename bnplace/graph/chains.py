@@ -103,16 +103,18 @@ def chains_in_part(part: TracedPart) -> list[Chain]:
     calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
     kinds = {n: node_kind(n, modules) for n in part.graph.nodes}
     found = []
+    positions_of: dict[str, dict[str, int]] = {}  # Sequential name -> child key -> position
     for node in part.graph.nodes:
         if kinds[node] is LayerKind.LINEAR:
-            chain = _walk(part, node, kinds, modules, calls)
+            chain = _walk(part, node, kinds, modules, calls, positions_of)
             if chain is not None:
                 found.append(chain)
     return found
 
 
 def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | None],
-          modules: dict[str, nn.Module], calls: Counter) -> Chain | None:
+          modules: dict[str, nn.Module], calls: Counter,
+          positions_of: dict[str, dict[str, int]]) -> Chain | None:
     act = drop = bn = None
     bn_after: fx.Node | None = None  # the member the BN follows
     skipped: str | None = None
@@ -156,7 +158,8 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
             if n.op == "call_module" and calls[n.target] > 1:
                 skipped = f"`{part.qualified(str(n.target))}` is called at {calls[n.target]} places"
                 break
-    if skipped is None and part.training_dependent and _container(part, members, modules) is None:
+    container = _container(part, members, modules, positions_of)
+    if skipped is None and part.training_dependent and container is None:
         skipped = part.training_dependent
     shape = None
     meta = linear.meta.get("tensor_meta")
@@ -168,7 +171,7 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
         batchnorm=_name(part, bn) if bn is not None else None,
         placement=placement, skipped=skipped, part=part.prefix,
         nodes=ChainNodes(linear, act, drop, bn),
-        container=_container(part, members, modules), shape=shape,
+        container=container, shape=shape,
     )
 
 
@@ -213,8 +216,8 @@ def _name(part: TracedPart, node: fx.Node) -> str:
     return part.qualified(node.name)
 
 
-def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.Module]
-               ) -> str | None:
+def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.Module],
+               positions_of: dict[str, dict[str, int]]) -> str | None:
     """The qualified name of the plain nn.Sequential holding all members side by side, if any."""
     if any(n.op != "call_module" for n in members):
         return None
@@ -225,10 +228,12 @@ def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.M
     parent = modules.get(parent_name)
     if type(parent).forward is not nn.Sequential.forward or not isinstance(parent, nn.Sequential):
         return None
-    keys = list(parent._modules)
+    index = positions_of.get(parent_name)
+    if index is None:
+        index = positions_of[parent_name] = {key: i for i, key in enumerate(parent._modules)}
     try:
-        positions = sorted(keys.index(str(n.target).rpartition(".")[2]) for n in members)
-    except ValueError:
+        positions = sorted(index[str(n.target).rpartition(".")[2]] for n in members)
+    except KeyError:
         return None
     if positions[-1] - positions[0] != len(positions) - 1:
         return None

@@ -1,4 +1,4 @@
-"""Which chain role an fx node plays: the name table of :mod:`bnplace.placement` resolved on torch."""
+"""Which chain role an fx node plays: :mod:`bnplace.placement`'s name table resolved on torch."""
 
 from __future__ import annotations
 

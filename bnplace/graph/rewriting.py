@@ -55,7 +55,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     new = copy_module(model)
     traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
     if example_inputs is not None:
-        propagate_shapes(traced, example_inputs)
+        propagate_shapes(traced, example_inputs, real_fallback=True)
     chains = find_chains(new, traced=traced)
     wanted = _wanted_placements(chains, placement)
     if traced.untraced:
@@ -87,7 +87,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
         if all(c.container is not None for c, _ in jobs):
             by_container: dict[str, list[tuple[Chain, Placement]]] = {}
             for chain, target in jobs:
-                by_container.setdefault(chain.container, []).append((chain, target))  # type: ignore[arg-type]
+                by_container.setdefault(str(chain.container), []).append((chain, target))
             for container, group in by_container.items():
                 pairs += _rewrite_in_sequential(new.get_submodule(container), part, group)
         else:
@@ -126,7 +126,8 @@ def _new_batchnorm(part: TracedPart, chain: Chain) -> nn.Module:
     if node.op == "call_module":
         linear = part.module.get_submodule(str(node.target))
         width = getattr(linear, "out_features", None) or getattr(linear, "out_channels", None)
-        return batchnorm_for(linear, None, width, output_shape(node), getattr(linear, "weight", None))
+        weight = getattr(linear, "weight", None)
+        return batchnorm_for(linear, None, width, output_shape(node), weight)
     weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
     tensor = None
     if isinstance(weight, fx.Node) and weight.op == "get_attr":
@@ -315,15 +316,8 @@ def install_part(model: nn.Module, prefix: str, gm: nn.Module) -> nn.Module:
     return model
 
 
-# earlier names, kept for callers written against them
-_finish = finish_graph_module
-_install = install_part
-
-
 def _unique(base: str, taken: Mapping[str, Any]) -> str:
     name, i = base, 1
     while name in taken:
         name, i = f"{base}{i}", i + 1
     return name
-
-

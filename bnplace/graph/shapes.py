@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import fx, nn
@@ -105,16 +105,26 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = value
 
 
-def propagate_shapes(traced: Trace, example_inputs: Any) -> None:
+def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = False) -> None:
     """Record ``node.meta['tensor_meta']`` on every traced part's nodes, on fake tensors.
 
     Runs in eval mode on fake tensors, so no running statistic moves and nothing is computed.
-    Parts that cannot be propagated are left without shapes (with a warning).
+    With ``real_fallback`` (for a model that is a private copy), a part that fake tensors cannot
+    run (an uninitialized lazy module, a data-dependent op) runs on the real inputs instead, in
+    eval mode without gradients. Parts that still fail are left without shapes (with a warning).
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.fx.passes.shape_prop import ShapeProp
 
     inputs = as_tuple(example_inputs)
+    if _has_uninitialized_lazy(traced.model):
+        # fake tensors would initialize lazy parameters with fakes: only a private copy may run
+        if real_fallback:
+            with _eval_mode(traced.model), torch.no_grad():
+                traced.model(*inputs)  # materializes the lazy modules of the copy
+        else:
+            warnings.warn("bnplace: no shapes: the model has uninitialized lazy modules; run it "
+                          "once first", stacklevel=3)
+            return
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fake_inputs = tuple(fake_mode.from_tensor(t) if isinstance(t, torch.Tensor) else t
                         for t in inputs)
@@ -122,22 +132,41 @@ def propagate_shapes(traced: Trace, example_inputs: Any) -> None:
         if len(traced.parts) == 1 and traced.parts[0].prefix == "":
             part_inputs = {"": (fake_inputs, {})}
         else:
-            part_inputs = _capture_part_inputs(traced, fake_inputs, fake_mode)
+            part_inputs = _capture_part_inputs(traced, fake_inputs, fake_mode,
+                                               inputs if real_fallback else None)
         for part in traced.parts:
             args = part_inputs.get(part.prefix)
             if args is None:
                 continue
             try:
                 with fake_mode:
-                    ShapeProp(part.graph_module).propagate(*_positional(part.graph, args))
+                    _ShapeRecorder(part.graph_module).run(*_positional(part.graph, args))
+                continue
             except Exception as err:  # user code under fake tensors: report, go on without shapes
-                warnings.warn(f"bnplace: no shapes for `{part.prefix or 'model'}`: "
-                              f"{type(err).__name__}: {err}", stacklevel=3)
+                error: Exception = err
+            if real_fallback and part.prefix == "":
+                try:
+                    _ShapeRecorder(part.graph_module).run(*_positional(part.graph, (inputs, {})))
+                    continue
+                except Exception as err:
+                    error = err
+            warnings.warn(f"bnplace: no shapes for `{part.prefix or 'model'}`: "
+                          f"{type(error).__name__}: {_first_line(error)}", stacklevel=3)
 
 
-def _capture_part_inputs(traced: Trace, fake_inputs: tuple[Any, ...], fake_mode: Any
-                         ) -> dict[str, tuple[Any, ...]]:
-    """Run the whole model on fake inputs, recording what each traced part is called with."""
+def _has_uninitialized_lazy(model: nn.Module) -> bool:
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    return any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()
+               for m in model.modules())
+
+
+def _capture_part_inputs(traced: Trace, fake_inputs: tuple[Any, ...], fake_mode: Any,
+                         real_inputs: tuple[Any, ...] | None) -> dict[str, tuple[Any, ...]]:
+    """Run the whole model on fake inputs, recording what each traced part is called with.
+
+    When fake tensors cannot run it and ``real_inputs`` are given, run it on those instead.
+    """
     captured: dict[str, tuple[Any, ...]] = {}
     handles = []
 
@@ -150,18 +179,25 @@ def _capture_part_inputs(traced: Trace, fake_inputs: tuple[Any, ...], fake_mode:
         handles.append(part.module.register_forward_pre_hook(hook_for(part.prefix),
                                                              with_kwargs=True))
     try:
-        with fake_mode:
-            traced.model(*fake_inputs)
+        try:
+            with fake_mode:
+                traced.model(*fake_inputs)
+        except Exception:
+            if real_inputs is None:
+                raise
+            captured.clear()
+            traced.model(*real_inputs)
     except Exception as err:
-        warnings.warn(f"bnplace: could not run the model on fake inputs to find shapes: "
-                      f"{type(err).__name__}: {err}", stacklevel=4)
+        warnings.warn(f"bnplace: could not run the model to find shapes: "
+                      f"{type(err).__name__}: {_first_line(err)}", stacklevel=4)
     finally:
         for h in handles:
             h.remove()
     return captured  # type: ignore[return-value]
 
 
-def _positional(graph: fx.Graph, captured: tuple[tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
+def _positional(graph: fx.Graph, captured: tuple[tuple[Any, ...], dict[str, Any]]
+                ) -> tuple[Any, ...]:
     args, kwargs = captured
     values = list(args)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
@@ -175,7 +211,30 @@ def _positional(graph: fx.Graph, captured: tuple[tuple[Any, ...], dict[str, Any]
     return tuple(values)
 
 
+class TensorMeta(NamedTuple):
+    """What shape propagation records in ``node.meta['tensor_meta']``."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs a graph, recording each tensor result's shape (kept for the nodes that ran when a
+    later node fails)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta["tensor_meta"] = TensorMeta(tuple(result.shape), result.dtype)
+        return result
+
+
 def output_shape(node: fx.Node) -> tuple[int, ...] | None:
     meta = node.meta.get("tensor_meta")
     shape = getattr(meta, "shape", None)
     return tuple(shape) if shape is not None else None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -138,7 +138,7 @@ class TracedPart:
     module: nn.Module
     graph: fx.Graph
     training_dependent: str | None = None  # why the graph holds one training mode only, if so
-    opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: they do not trace
+    opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: no trace
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
     _modules: dict[str, nn.Module] | None = field(default=None, repr=False)
 
@@ -217,7 +217,8 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
             untraced[prefix] = _describe_error(err)
             for name, child in module.named_children():
                 if not _is_chain_leaf(child, leaf):
-                    _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
+                    _trace_into(child, _join(prefix, name), leaf, None, parts, untraced,
+                                first_error)
             return
         break
     dependent = tracer.baked or next(

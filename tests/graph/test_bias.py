@@ -34,7 +34,8 @@ CNN_SHAPE = (16, 2, 6, 6)
 def _cnn() -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4, momentum=None), nn.ELU(), nn.Dropout2d(0.1),
+        nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4, momentum=None), nn.ELU(),
+        nn.Dropout2d(0.1),
         nn.Flatten(), nn.Linear(4 * 36, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.Tanh(),
         nn.Linear(8, 3),
     )

@@ -130,3 +130,39 @@ def test_concrete_args_and_leaf_modules() -> None:
     model = DataDependentChild()
     traced = trace(model, leaf_modules=[Gate])
     assert [p.prefix for p in traced.parts] == [""] and not traced.untraced
+
+
+def test_shapes_reach_separately_traced_parts() -> None:
+    model = DataDependentChild()
+    # fake tensors cannot run Gate's .item(): find_chains (the caller's model) misses gate.inner
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chains = find_chains(model, torch.randn(3, 4))
+    said = " ".join(str(w.message) for w in caught)
+    assert "could not run the model" in said and "no shapes for `model`" in said
+    assert [c.shape for c in chains] == [(3, 4), None]  # the root part was reached
+    # rewrite works on its own copy, so it may run the real model (eval mode, no grad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BnplaceWarning)
+        new = rewrite(model, Placement.BEFORE_ACTIVATION, example_inputs=torch.randn(3, 4))
+    assert type(new.pre_bn) is nn.BatchNorm1d
+    assert type(new.get_submodule("gate.inner.0_bn")) is nn.BatchNorm1d
+    # the root's own `if` needs real data: fake tensors reach no part
+    root = DataDependentRoot()
+    with pytest.warns(UserWarning, match="could not run the model"):
+        chains = find_chains(root, torch.ones(3, 4))
+    assert [c.shape for c in chains] == [None, None]
+    # a real run reaches only the branch taken; the other part gets a last-axis BN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BnplaceWarning)
+        new = rewrite(root, Placement.BEFORE_ACTIVATION, example_inputs=torch.ones(3, 4))
+    assert type(new.a[1]) is nn.BatchNorm1d
+    assert type(new.b[1]).__name__ == "ChannelLastBatchNorm"
+
+
+def test_lazy_modules_with_example_inputs() -> None:
+    model = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Dropout(0.1))
+    new = rewrite(model, Placement.BEFORE_ACTIVATION, example_inputs=torch.randn(2, 5))
+    assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)  # untouched
+    assert type(new[1]) is nn.BatchNorm1d and new[0].bias is None
+    assert new(torch.randn(3, 5)).shape == (3, 8)

@@ -28,7 +28,8 @@ def _stack(blocks, conv: bool) -> tuple[nn.Module, tuple[int, ...]]:
     layers: list[nn.Module] = []
     width = 3
     for out, act, drop, placement, bias in blocks:
-        lin = nn.Conv2d(width, out, 3, padding=1, bias=bias) if conv else nn.Linear(width, out, bias=bias)
+        lin = (nn.Conv2d(width, out, 3, padding=1, bias=bias) if conv
+               else nn.Linear(width, out, bias=bias))
         bn = nn.BatchNorm2d(out) if conv else nn.BatchNorm1d(out)
         dropout = (nn.Dropout2d(0.2) if conv else nn.Dropout(0.2)) if drop else None
         seq = [lin]
