@@ -201,9 +201,13 @@ class _Describer:
                 self._attribute_batchnorms.append((key, layers[0]))
 
     def _run_expression(self, value: cst.BaseExpression, frame: _Frame) -> None:
-        """A statement of its own: ``model.add(...)``, ``layers.append(...)``, an orphan layer."""
+        """A statement of its own: ``model.add(...)``, ``layers.append(...)``,
+        ``seq.add_module("bn", ...)``, an orphan layer."""
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.args:
             receiver, method = dotted_text(value.func.value), value.func.attr.value
+            if method == "add_module" and receiver in frame.values and len(value.args) > 1:
+                self._extend(receiver, self._element(value.args[1].value, frame), frame)
+                return
             added = self._layers_of(value.args[0].value, frame)
             if method in ("append", "add") and (added is not None or receiver in frame.values):
                 self._extend(receiver, added or (self._opaque(value.args[0].value),), frame)
@@ -323,6 +327,11 @@ class _Describer:
             return self._apply(node, frame)
         if isinstance(node, cst.BinaryOperation):
             return self._chain((self._opaque(node),), self._flow(node.left, frame))
+        if isinstance(node, cst.IfExp):  # ``self.drop(x) if self.training else x``: taken as run
+            frame.conditional += 1
+            tensor = self._flow(node.body, frame)
+            frame.conditional -= 1
+            return tensor
         return None
 
     def _apply(self, call: cst.Call, frame: _Frame) -> _Node | None:
