@@ -159,7 +159,8 @@ class _Describer:
         methods.sort(key=lambda method: method.name.value not in _CONSTRUCTORS)
         attributes: dict[str, Layers] = {}
         for method in methods:
-            frame = self._run_frame(method.body.body, _Frame(values=dict(attributes)))
+            inherited = {key: _fixed_in_place(layers) for key, layers in attributes.items()}
+            frame = self._run_frame(method.body.body, _Frame(values=inherited))
             attributes.update((k, v) for k, v in frame.values.items() if k.startswith("self."))
 
     def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
@@ -314,7 +315,7 @@ class _Describer:
             self._helper_results[name] = None  # a recursive helper reads as unknown
             frame = _Frame()
             self._run_block(self._functions[name].body.body, frame)
-            self._helper_results[name] = frame.returned
+            self._helper_results[name] = _fixed_in_place(frame.returned)
         return self._helper_results[name]
 
     # data flow
@@ -401,6 +402,11 @@ class _Describer:
     def _emit(self, layers: Layers) -> None:
         if len(layers) >= 2:
             self._sequences[layers] = None
+
+
+def _fixed_in_place(layers: Layers | None) -> Layers | None:
+    """Layers written in another function: a fix here must not swap them with local code."""
+    return None if layers is None else tuple(replace(layer, movable=False) for layer in layers)
 
 
 def _pairs(target: cst.BaseExpression, value: cst.BaseExpression

@@ -91,3 +91,13 @@ def test_unsafe_moves_are_reported_not_made(name: str) -> None:
 def test_a_layer_also_used_without_a_batchnorm_keeps_its_bias() -> None:
     source = (FIXTURES / "torchvision_style.py").read_text()
     assert _fixed(source) == (source, ["BNP002"])
+
+
+def test_layers_written_in_another_function_are_not_swapped_across_it() -> None:
+    source = ("def head():\n    return [Dense(8, activation='relu'), Dropout(0.5)]\n\n"
+              "model = Sequential(head() + [BatchNormalization()])\n"
+              "other = Sequential(head() + [Dense(2, activation='softmax')])\n")
+    assert _fixed(source) == (source, ["BNP001"])
+    forward = module_source(["self.block = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))",
+                             "self.bn = nn.BatchNorm1d(8)"], ["return self.bn(self.block(x))"])
+    assert _fixed(forward) == (forward, ["BNP001"])
