@@ -129,8 +129,10 @@ class _Describer:
         elif isinstance(statement, cst.If):
             self._run_if(statement, frame)
         elif isinstance(statement, (cst.For, cst.While)):
-            for _ in range(2):
-                self._run_block(statement.body.body, frame)
+            self._run_block(statement.body.body, frame)
+            frame.conditional += 1  # the second run shows what wraps around; --fix leaves it
+            self._run_block(statement.body.body, frame)
+            frame.conditional -= 1
         elif isinstance(statement, (cst.With, cst.Try, cst.TryStar)):
             self._run_block(statement.body.body, frame)
             for part in (*getattr(statement, "handlers", ()), getattr(statement, "orelse", None),

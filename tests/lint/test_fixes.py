@@ -101,3 +101,15 @@ def test_layers_written_in_another_function_are_not_swapped_across_it() -> None:
     forward = module_source(["self.block = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))",
                              "self.bn = nn.BatchNorm1d(8)"], ["return self.bn(self.block(x))"])
     assert _fixed(forward) == (forward, ["BNP001"])
+
+
+def test_pairs_across_a_loop_boundary_are_reported_not_moved() -> None:
+    source = ("model = Sequential()\n"
+              "for width in (64, 32):\n"
+              "    model.add(Dense(width, activation='relu'))\n"
+              "    model.add(Dropout(0.5))\n"
+              "model.add(BatchNormalization())\n"
+              "layers = []\n"
+              "for width in (64, 32):\n"
+              "    layers += [BatchNormalization(), Dense(width, activation='relu'), Dropout(0.5)]\n")
+    assert _fixed(source) == (source, ["BNP001", "BNP001"])
