@@ -201,7 +201,8 @@ def main() -> None:
     print(f"bnplace lint, 1 process:              {len(paths) / one_s:8.0f} files/s  "
           f"{one_s / parse_s:.2f}x the parse-only time")
     print(f"bnplace lint, {cores} processes:            {len(paths) / all_s:8.0f} files/s  "
-          f"{all_s / parse_s:.2f}x the parse-only time, speed-up over 1 process {one_s / all_s:.2f}x")
+          f"{all_s / parse_s:.2f}x the parse-only time, "
+          f"speed-up over 1 process {one_s / all_s:.2f}x")
 
 
 if __name__ == "__main__":
