@@ -31,6 +31,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
+import bnplace
+
 Pair = tuple[torch.Tensor, torch.Tensor]
 FEATURES, CLASSES = 13, 3
 
@@ -46,15 +48,16 @@ def wine() -> tuple[Pair, Pair]:
 
 
 def wine_loaders() -> tuple[DataLoader, DataLoader]:
-    """The same split as DataLoaders, for data that does not fit in memory as one tensor."""
+    """The same split as DataLoaders: their batches are used as they come (size, order, drops)."""
     train, val = wine()
     return (DataLoader(TensorDataset(*train), batch_size=32, shuffle=True, drop_last=True),
             DataLoader(TensorDataset(*val), batch_size=256))
 
 
 def main(argv: list[str] | None = None) -> None:
-    import bnplace
-    from models import MLP  # examples/models.py: the script's folder is on sys.path
+    # examples/models.py, found because the script's folder is on sys.path; imported here, not at
+    # the top, so that `--data examples/custom_data.py:wine` loads this file from anywhere.
+    from models import MLP
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short trial per placement")
