@@ -316,11 +316,6 @@ def install_part(model: nn.Module, prefix: str, gm: nn.Module) -> nn.Module:
     return model
 
 
-# earlier names, kept for callers written against them
-_finish = finish_graph_module
-_install = install_part
-
-
 def _unique(base: str, taken: Mapping[str, Any]) -> str:
     name, i = base, 1
     while name in taken:

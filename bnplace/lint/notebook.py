@@ -80,7 +80,7 @@ class Notebook:
 
     def with_code(self, code: str) -> str:
         """The notebook JSON with its code cells replaced by ``code`` (split at the markers)."""
-        parts = code.split(_BOUNDARY + "\n")
+        parts = code.split(_BOUNDARY + "\n") if self.code_cells else []
         if len(parts) != len(self.code_cells):
             raise NotebookError("the fixed code no longer splits into the notebook's cells")
         for index, part in zip(self.code_cells, parts):

@@ -49,11 +49,11 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
 
 
 def _summary(findings: Sequence[Finding], fixed: int) -> str:
-    if not findings:
-        return f"All checks passed! ({fixed} fixed)" if fixed else "All checks passed!"
-    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
     if fixed:
         return f"Found {len(findings) + fixed} errors ({fixed} fixed, {len(findings)} remaining)."
+    if not findings:
+        return "All checks passed!"
+    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
     fixable = sum(1 for finding in findings if finding.fix_title)
     hint = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
     return f"Found {count}.{hint}"

@@ -20,6 +20,7 @@ grown in a loop repeats). The code is never imported or run.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -96,10 +97,11 @@ class _Describer:
         self._run_frame(self._module.body, _Frame())
         self._unused += [layer for name, layer in self._attribute_batchnorms
                          if name not in self._read_attributes]
-        consumed = {id(node.parent) for node in self._nodes}
+        readers = Counter(id(node.parent) for node in self._nodes)
+        shared = {node_id for node_id, count in readers.items() if count > 1}
         for node in self._nodes:
-            if id(node) not in consumed:
-                self._emit(_path(node))
+            if id(node) not in readers:
+                self._emit(_path(node, shared))
         return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)))
 
     # blocks and statements
@@ -127,8 +129,10 @@ class _Describer:
         elif isinstance(statement, cst.If):
             self._run_if(statement, frame)
         elif isinstance(statement, (cst.For, cst.While)):
-            for _ in range(2):
-                self._run_block(statement.body.body, frame)
+            self._run_block(statement.body.body, frame)
+            frame.conditional += 1  # the second run shows what wraps around; --fix leaves it
+            self._run_block(statement.body.body, frame)
+            frame.conditional -= 1
         elif isinstance(statement, (cst.With, cst.Try, cst.TryStar)):
             self._run_block(statement.body.body, frame)
             for part in (*getattr(statement, "handlers", ()), getattr(statement, "orelse", None),
@@ -157,13 +161,15 @@ class _Describer:
         methods.sort(key=lambda method: method.name.value not in _CONSTRUCTORS)
         attributes: dict[str, Layers] = {}
         for method in methods:
-            frame = self._run_frame(method.body.body, _Frame(values=dict(attributes)))
+            inherited = {key: _fixed_in_place(layers) for key, layers in attributes.items()}
+            frame = self._run_frame(method.body.body, _Frame(values=inherited))
             attributes.update((k, v) for k, v in frame.values.items() if k.startswith("self."))
 
     def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
         if isinstance(small, cst.Assign):
             for target in small.targets:
-                self._assign(target.target, small.value, frame, small)
+                for name, value in _pairs(target.target, small.value):
+                    self._assign(name, value, frame, small)
         elif isinstance(small, cst.AnnAssign) and small.value is not None:
             self._assign(small.target, small.value, frame, small)
         elif isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign):
@@ -198,9 +204,13 @@ class _Describer:
                 self._attribute_batchnorms.append((key, layers[0]))
 
     def _run_expression(self, value: cst.BaseExpression, frame: _Frame) -> None:
-        """A statement of its own: ``model.add(...)``, ``layers.append(...)``, an orphan layer."""
+        """A statement of its own: ``model.add(...)``, ``layers.append(...)``,
+        ``seq.add_module("bn", ...)``, an orphan layer."""
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.args:
             receiver, method = dotted_text(value.func.value), value.func.attr.value
+            if method == "add_module" and receiver in frame.values and len(value.args) > 1:
+                self._extend(receiver, self._element(value.args[1].value, frame), frame)
+                return
             added = self._layers_of(value.args[0].value, frame)
             if method in ("append", "add") and (added is not None or receiver in frame.values):
                 self._extend(receiver, added or (self._opaque(value.args[0].value),), frame)
@@ -307,7 +317,7 @@ class _Describer:
             self._helper_results[name] = None  # a recursive helper reads as unknown
             frame = _Frame()
             self._run_block(self._functions[name].body.body, frame)
-            self._helper_results[name] = frame.returned
+            self._helper_results[name] = _fixed_in_place(frame.returned)
         return self._helper_results[name]
 
     # data flow
@@ -320,6 +330,11 @@ class _Describer:
             return self._apply(node, frame)
         if isinstance(node, cst.BinaryOperation):
             return self._chain((self._opaque(node),), self._flow(node.left, frame))
+        if isinstance(node, cst.IfExp):  # ``self.drop(x) if self.training else x``: taken as run
+            frame.conditional += 1
+            tensor = self._flow(node.body, frame)
+            frame.conditional -= 1
+            return tensor
         return None
 
     def _apply(self, call: cst.Call, frame: _Frame) -> _Node | None:
@@ -391,11 +406,30 @@ class _Describer:
             self._sequences[layers] = None
 
 
-def _path(node: _Node) -> Layers:
+def _fixed_in_place(layers: Layers | None) -> Layers | None:
+    """Layers written in another function: a fix here must not swap them with local code."""
+    return None if layers is None else tuple(replace(layer, movable=False) for layer in layers)
+
+
+def _pairs(target: cst.BaseExpression, value: cst.BaseExpression
+           ) -> list[tuple[cst.BaseExpression, cst.BaseExpression]]:
+    """``a, b = x, y`` as ``a = x`` and ``b = y``; any other assignment as it is."""
+    if (isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List))
+            and len(target.elements) == len(value.elements)
+            and not any(isinstance(e, cst.StarredElement) for e in (*target.elements,
+                                                                     *value.elements))):
+        return [(t.value, v.value) for t, v in zip(target.elements, value.elements)]
+    return [(target, value)]
+
+
+def _path(node: _Node, shared: set[int]) -> Layers:
+    """The layers from the input to ``node``. A layer whose output several layers read cannot
+    trade places with one of them (the others would read the other layer): it is not movable."""
     layers = []
     current: _Node | None = node
     while current is not None:
-        layers.append(current.layer)
+        shared_output = id(current) in shared and current.layer.movable
+        layers.append(replace(current.layer, movable=False) if shared_output else current.layer)
         current = current.parent
     return tuple(reversed(layers))
 

@@ -15,3 +15,12 @@ def code_lines(source: str, select: tuple[str, ...] = DEFAULT_CODES) -> list[tup
     """The (code, line) list the linter reports for a source."""
     enabled = Settings(select=select).enabled_for(Path("snippet.py"))
     return [(finding.code, finding.location.row) for finding in lint_code(source, enabled)]
+
+
+def module_source(init: list[str], forward: list[str]) -> str:
+    """A small ``nn.Module`` named Net: ``init`` lines after ``super().__init__()`` (line 4 on),
+    then ``forward(self, x)`` with the ``forward`` lines."""
+    body = [f"        {line}\n" for line in init]
+    steps = [f"        {line}\n" for line in forward]
+    return ("class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            + "".join(body) + "    def forward(self, x):\n" + "".join(steps))

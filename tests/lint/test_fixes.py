@@ -9,7 +9,7 @@ import pytest
 from bnplace.lint.config import Settings
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile
-from tests.lint.helpers import FIXTURES
+from tests.lint.helpers import FIXTURES, module_source
 
 CASES = {
     "keras list, comment stays on its line": (
@@ -56,24 +56,16 @@ CASES = {
         "\ufeffm = Sequential([BatchNormalization(),\r\n    Dropout(0.5)])\r\n"),
 }
 
+DROP_AND_BN = ["self.drop = nn.Dropout(0.5)", "self.bn = nn.BatchNorm1d(8)"]
 UNFIXABLE = {
-    "guarded dropout": (
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.drop = nn.Dropout(0.5)\n"
-        "        self.bn = nn.BatchNorm1d(8)\n"
-        "    def forward(self, x):\n"
-        "        if self.drop is not None:\n"
-        "            x = self.drop(x)\n"
-        "        return self.bn(x)\n"),
-    "functional dropout": (
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.bn = nn.BatchNorm1d(8)\n"
-        "    def forward(self, x):\n"
-        "        return self.bn(F.dropout(x, 0.5, self.training))\n"),
+    "guarded dropout": module_source(DROP_AND_BN, ["if self.drop is not None:",
+                                                   "    x = self.drop(x)", "return self.bn(x)"]),
+    "dropout in a conditional expression": module_source(
+        DROP_AND_BN, ["x = self.drop(x) if self.training else x", "return self.bn(x)"]),
+    "functional dropout": module_source(
+        DROP_AND_BN[1:], ["return self.bn(F.dropout(x, 0.5, self.training))"]),
+    "dropout output read twice": (
+        "x = Dropout(0.5)(inputs)\ny = BatchNormalization()(x)\nz = Dense(8)(x)\n"),
     "flatten between": "m = Sequential([Dropout(0.5), Flatten(), BatchNormalization()])\n",
 }
 
@@ -99,3 +91,25 @@ def test_unsafe_moves_are_reported_not_made(name: str) -> None:
 def test_a_layer_also_used_without_a_batchnorm_keeps_its_bias() -> None:
     source = (FIXTURES / "torchvision_style.py").read_text()
     assert _fixed(source) == (source, ["BNP002"])
+
+
+def test_layers_written_in_another_function_are_not_swapped_across_it() -> None:
+    source = ("def head():\n    return [Dense(8, activation='relu'), Dropout(0.5)]\n\n"
+              "model = Sequential(head() + [BatchNormalization()])\n"
+              "other = Sequential(head() + [Dense(2, activation='softmax')])\n")
+    assert _fixed(source) == (source, ["BNP001"])
+    forward = module_source(["self.block = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))",
+                             "self.bn = nn.BatchNorm1d(8)"], ["return self.bn(self.block(x))"])
+    assert _fixed(forward) == (forward, ["BNP001"])
+
+
+def test_pairs_across_a_loop_boundary_are_reported_not_moved() -> None:
+    source = ("model = Sequential()\n"
+              "for width in (64, 32):\n"
+              "    model.add(Dense(width, activation='relu'))\n"
+              "    model.add(Dropout(0.5))\n"
+              "model.add(BatchNormalization())\n"
+              "layers = []\n"
+              "for width in (64, 32):\n"
+              "    layers += [BatchNormalization(), Dense(width, activation='relu'), Dropout(0.5)]\n")
+    assert _fixed(source) == (source, ["BNP001", "BNP001"])

@@ -1,8 +1,9 @@
-"""Random mutations of real files (deleted lines, swapped lines, truncation) never crash the
-linter or its fixer."""
+"""Random mutations of real files (deleted lines, swapped lines, truncation) and random notebooks
+never crash the linter or its fixer."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from bnplace.lint.config import Settings
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile
+from bnplace.lint.notebook import Notebook
 from tests.lint.helpers import FIXTURES
 
 SOURCES = sorted(path for path in FIXTURES.glob("*.py"))
@@ -44,3 +46,24 @@ def test_mutated_files_never_crash_lint_or_fix(source: str) -> None:
     assert all(finding.code.startswith("BNP") for finding in result.findings)
     if result.text != source:  # a fix only ever happens on code that parses, and keeps it parsing
         assert not [f for f in result.findings if f.code == "BNP000"]
+
+
+NOTEBOOK_LINES = [*(FIXTURES / "keras_functional.py").read_text().splitlines(),
+                  "%matplotlib inline", "!pip install keras", "files = !ls", "len?", "%%time",
+                  "%%bash", "    %time f()", ""]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(NOTEBOOK_LINES), max_size=8), max_size=5),
+       st.booleans())
+def test_random_notebooks_round_trip_and_never_crash(cells: list[list[str]], as_list: bool) -> None:
+    document = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                           "source": [line + "\n" for line in lines] if as_list
+                           else "\n".join(lines)} for lines in cells],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    text = json.dumps(document, indent=1) + "\n"
+    source = SourceFile(Path("fuzz.ipynb"), text, Notebook.parse(text))
+    assert json.loads(source.rendered(source.code)) == document
+    result = lint_file(source, ENABLED, fix=True)
+    assert len(json.loads(result.text)["cells"]) == len(cells)
+    assert all(f.cell is None or 1 <= f.cell <= len(cells) for f in result.findings)

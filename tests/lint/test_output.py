@@ -78,6 +78,7 @@ def test_text_lines_and_summary() -> None:
         "[*] 2 fixable with the `--fix` option.",
     ]
     assert output.text([]) == "All checks passed!"
+    assert output.text([], fixed=2) == "Found 2 errors (2 fixed, 0 remaining)."
 
 
 def test_text_names_notebook_cells_and_colours_only_when_asked() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lint.helpers import code_lines
+from tests.lint.helpers import code_lines, module_source
 
 BN_AFTER_DROPOUT = {
     "import torch.nn as nn":
@@ -128,3 +128,24 @@ def test_resnet_style_norm_layer_alias_and_module_methods() -> None:
               "    def forward(self, x):\n"
               "        return self.bn(self.conv(x)).relu()\n")
     assert code_lines(source) == [("BNP002", 8)]
+
+
+def test_tuple_assignments_bind_each_layer() -> None:
+    source = ("from torch import nn\n\n"
+              "class Net(nn.Module):\n"
+              "    def __init__(self):\n"
+              "        super().__init__()\n"
+              "        self.drop, self.bn = nn.Dropout(0.5), nn.BatchNorm1d(8)\n"
+              "    def forward(self, x):\n"
+              "        return self.bn(self.drop(x))\n")
+    assert code_lines(source) == [("BNP001", 8)]
+
+
+def test_add_module_and_conditional_expressions_in_forward() -> None:
+    source = ("from torch import nn\n\n"
+              "head = nn.Sequential()\n"
+              "head.add_module('fc', nn.Linear(8, 8))\n"
+              "head.add_module('bn', nn.BatchNorm1d(8))\n\n"
+              + module_source(["self.drop = nn.Dropout(0.5)", "self.bn = nn.BatchNorm1d(8)"],
+                              ["x = self.drop(x) if self.training else x", "return self.bn(x)"]))
+    assert code_lines(source) == [("BNP002", 4), ("BNP001", 14)]
