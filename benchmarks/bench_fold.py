@@ -4,7 +4,7 @@ without BatchNorm, measured side by side in one run at two batch sizes.
 Target: folded within 3 % of the model without BN (the BN overhead gone at inference).
 The no-BN architecture is ``bnplace.rewrite(model, "none")``: the same layers, BN removed.
 
-    python benchmarks/bench_fold.py [--rounds 12] [--sample-ms 50] [--threads 1]
+    python benchmarks/bench_fold.py [--rounds 150] [--sample-ms 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def measure(variants: dict[str, nn.Module], x: torch.Tensor, rounds: int, sample
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--sample-ms", type=float, default=50.0)
+    parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--sample-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 keeps timings steady on a shared machine)")
     args = parser.parse_args()

@@ -278,7 +278,7 @@ def _following(part: TracedPart, node: fx.Node, positive: bool,
         if kind is LayerKind.DROPOUT:
             problem = _dropout_problem(part, nxt, modules)
         elif _is_flatten(nxt, modules) and not flattened:
-            flattened, spatial = True, _spatial_size(cur, nxt)
+            flattened, spatial = True, _spatial_size(cur)
         elif _is_average_pool(nxt, modules) and not flattened:
             problem = _average_pool_problem(part, nxt, modules)
         elif _is_max_pool(nxt, modules) and not flattened:
@@ -391,7 +391,8 @@ def _is_flatten(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return False
 
 
-def _spatial_size(before: fx.Node, flatten: fx.Node) -> int | None:
+def _spatial_size(before: fx.Node) -> int | None:
+    """How many positions each channel of ``before``'s output has (None without shapes)."""
     shape = output_shape(before)
     return math.prod(shape[2:]) if shape is not None else None
 

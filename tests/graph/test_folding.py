@@ -55,7 +55,7 @@ def head(dims: int, bias: bool) -> nn.Module:
 
 
 def input_shape(dims: int) -> tuple[int, ...]:
-    return (16, 6) if dims == 0 else (8, 6) + (7,) * dims
+    return (16, 6) if dims == 0 else (8, 6) + (5,) * dims
 
 
 @pytest.mark.parametrize("dims", [0, 1, 2, 3])
