@@ -23,7 +23,7 @@ from bnplace.placement import Placement
 from bnplace.tune.data import Dataset
 from bnplace.tune.options import WEIGHT_DECAY_RANGE, TuneOptions
 from bnplace.tune.pruning import SamePlacementPruner
-from bnplace.tune.storage import (EPOCH_SECONDS, NOT_RUN, REASON, WORKER, best_completed,
+from bnplace.tune.storage import (EPOCH_SECONDS, EPOCHS, NOT_RUN, REASON, WORKER, best_completed,
                                   enqueue_missing, fail_stale_trials, is_counted, over_budget)
 from bnplace.tune.training import TrainingRun, train
 from bnplace.tune.variants import ModelFactory, build_variant
@@ -33,7 +33,7 @@ def make_sampler(options: TuneOptions) -> BaseSampler:
     """TPE after one random round per placement; grid and the first cells are enqueued instead."""
     if options.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=options.seed,
-                                          n_startup_trials=2 * len(options.placements))
+                                          n_startup_trials=len(options.placements) + 2)
     return optuna.samplers.RandomSampler(seed=options.seed)
 
 
@@ -43,7 +43,7 @@ def make_pruner(options: TuneOptions) -> BasePruner:
         return optuna.pruners.NopPruner()
     if options.pruner == "median":
         return SamePlacementPruner(lambda: optuna.pruners.MedianPruner(
-            n_startup_trials=2, n_warmup_steps=max(1, options.epochs // 3)))
+            n_startup_trials=1, n_warmup_steps=max(1, options.epochs // 4)))
     return SamePlacementPruner(lambda: optuna.pruners.HyperbandPruner(
         min_resource=1, max_resource=options.epochs, reduction_factor=3))
 
@@ -121,6 +121,7 @@ class Objective:
         finally:
             if run.epoch_seconds:
                 trial.set_user_attr(EPOCH_SECONDS, sum(run.epoch_seconds) / len(run.epoch_seconds))
+                trial.set_user_attr(EPOCHS, len(run.epoch_seconds))
         if run.diverged is not None:
             reason = f"diverged: the loss became NaN or infinite in epoch {run.diverged + 1}"
             trial.set_user_attr(REASON, reason)
