@@ -44,6 +44,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}; MLP on digits, {args.epochs} epochs per trial")
+    gaps, shares = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             grid_best, grid_epochs = run(Path(tmp, f"grid-{seed}"), sampler="grid", pruner="none",
@@ -51,9 +52,13 @@ def main() -> None:
             best, epochs = run(Path(tmp, f"study-{seed}"), trials=args.trials, pruner=args.pruner,
                                epochs=args.epochs, seed=seed, console=_quiet())
             gap = (grid_best - best) * 100
+            gaps.append(gap)
+            shares.append(epochs / grid_epochs)
             print(f"seed {seed}: grid best {grid_best:.2%} in {grid_epochs} epochs | default study "
                   f"best {best:.2%} in {epochs} epochs = {epochs / grid_epochs:.0%} of the grid's, "
                   f"{gap:+.2f} points behind (target: <= 0.5 points with <= 40 %)")
+    print(f"mean over {len(gaps)} seeds: {sum(gaps) / len(gaps):+.2f} points behind the grid, "
+          f"{sum(shares) / len(shares):.0%} of its epochs")
 
 
 def _quiet():

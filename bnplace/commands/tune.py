@@ -69,7 +69,8 @@ def tune(model_spec: str, model_kwargs: str | None, data: str, placements: str,
     Each trial rewrites the model to one placement (before-activation, after-activation,
     after-dropout or none), trains it and reports validation accuracy per epoch to an Optuna
     study. At the end: a table per placement (best accuracy, its lr, seconds per epoch, overhead
-    against none), the winner, and results.json, winner.pt and two plots in --output.
+    against none), the winner, and in --output: results.json, the winning model (winner.pt,
+    winner.pt2 for torch.export.load, winner_state_dict.pt) and two plots.
     """
     from bnplace.tune import TuneInputError, tune as run_tune
     from bnplace.tune.training import DeviceError

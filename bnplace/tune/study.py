@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -120,7 +121,7 @@ class Objective:
             raise
         finally:
             if run.epoch_seconds:
-                trial.set_user_attr(EPOCH_SECONDS, sum(run.epoch_seconds) / len(run.epoch_seconds))
+                trial.set_user_attr(EPOCH_SECONDS, statistics.median(run.epoch_seconds))
                 trial.set_user_attr(EPOCHS, len(run.epoch_seconds))
         if run.diverged is not None:
             reason = f"diverged: the loss became NaN or infinite in epoch {run.diverged + 1}"
