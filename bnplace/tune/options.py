@@ -78,14 +78,19 @@ class TuneOptions:
 
     def grid_cells(self) -> list[dict[str, object]]:
         """Every placement × ladder rung, rung-major so a partial grid still covers each placement."""
-        return [{"placement": p.value, "lr": lr} for lr in self.lr_ladder() for p in self.placements]
+        return [self._cell(p, lr) for lr in self.lr_ladder() for p in self.placements]
 
     def first_cells(self) -> list[dict[str, object]]:
         """The trials run before any sampling: the whole grid, or each placement at the middle lr."""
         if self.sampler == "grid":
             return self.grid_cells()
-        middle = math.sqrt(self.lr_min * self.lr_max)
-        return [{"placement": p.value, "lr": middle} for p in self.placements]
+        return [self._cell(p, math.sqrt(self.lr_min * self.lr_max)) for p in self.placements]
+
+    def _cell(self, placement: Placement, lr: float) -> dict[str, object]:
+        cell: dict[str, object] = {"placement": placement.value, "lr": lr}
+        if self.weight_decay:  # a fixed middle value: the grid is placement × lr only
+            cell["weight_decay"] = math.sqrt(WEIGHT_DECAY_RANGE[0] * WEIGHT_DECAY_RANGE[1])
+        return cell
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

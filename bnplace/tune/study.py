@@ -10,7 +10,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import torch
@@ -144,7 +143,7 @@ def run_trials(study: optuna.Study, objective: Objective, options: TuneOptions,
     """
     total = options.total_trials
     deadline = math.inf if options.timeout is None else time.monotonic() + options.timeout
-    enqueue_missing(study, _cells(options), total)
+    enqueue_missing(study, options.first_cells(), total)
     while True:
         fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
@@ -163,13 +162,3 @@ def run_trials(study: optuna.Study, objective: Objective, options: TuneOptions,
             except UpdateFinishedTrialError:
                 pass  # another worker took this one for dead and failed it: it is not counted
 
-
-def _cells(options: TuneOptions) -> list[dict[str, object]]:
-    if not options.weight_decay:
-        return options.first_cells()
-    middle = math.sqrt(WEIGHT_DECAY_RANGE[0] * WEIGHT_DECAY_RANGE[1])
-    return [{**cell, "weight_decay": middle} for cell in options.first_cells()]
-
-
-def checkpoint_path(output: Path, number: int) -> Path:
-    return output / "checkpoints" / f"trial-{number}.pt"
