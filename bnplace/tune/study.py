@@ -161,4 +161,3 @@ def run_trials(study: optuna.Study, objective: Objective, options: TuneOptions,
                 study.optimize(objective, n_trials=1, catch=(Exception,))
             except UpdateFinishedTrialError:
                 pass  # another worker took this one for dead and failed it: it is not counted
-
