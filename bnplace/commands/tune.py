@@ -27,7 +27,8 @@ INTERRUPTED_EXIT = 130
                    "returning (train, val) as (inputs, targets) pairs, TensorDatasets or DataLoaders.")
 @click.option("--trials", type=int, metavar="N",
               help=f"The study's total number of trials; re-running the same command runs only the "
-                   f"missing ones. [default: {DEFAULT_TRIALS}, or the whole grid with --sampler grid]")
+                   f"missing ones. [default: {DEFAULT_TRIALS}; --sampler grid: the whole grid, at "
+                   f"most]")
 @click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True,
               help="Training epochs per trial.")
 @click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,

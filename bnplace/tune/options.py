@@ -67,10 +67,10 @@ class TuneOptions:
 
     @property
     def total_trials(self) -> int:
-        """The study's total: ``trials`` if given, else the grid's size or DEFAULT_TRIALS."""
-        if self.trials is not None:
-            return self.trials
-        return len(self.grid_cells()) if self.sampler == "grid" else DEFAULT_TRIALS
+        """The study's total: ``trials`` (default DEFAULT_TRIALS); the grid stops at its size."""
+        if self.sampler == "grid":
+            return min(self.trials or len(self.grid_cells()), len(self.grid_cells()))
+        return self.trials or DEFAULT_TRIALS
 
     def lr_ladder(self) -> list[float]:
         """LR_LADDER_STEPS learning rates evenly spaced in log scale from lr_min to lr_max."""
