@@ -14,7 +14,8 @@ from bnplace.placement import Placement
 PLACEMENTS = ", ".join(p.value for p in Placement)
 
 
-@click.command("rewrite", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("rewrite", context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Show a model's chains and rewrite them to one BatchNorm placement.")
 @click.option("--model", "spec", required=True, metavar="SPEC",
               help="The model: 'package.module:Class' or 'path/to/file.py:Class' (a class or a "
                    "function returning an nn.Module).")
