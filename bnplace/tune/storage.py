@@ -30,7 +30,8 @@ from bnplace.tune.options import TuneInputError, TuneOptions
 REASON = "reason"  # trial user attr: why a trial was pruned or failed
 NOT_RUN = "not_run"  # trial user attr: why a trial was given up before training
 WORKER = "worker"  # trial user attr: host:pid of the process that ran it
-EPOCH_SECONDS = "epoch_seconds"  # trial user attr: mean training seconds per epoch
+EPOCH_SECONDS = "epoch_seconds"  # trial user attr: median training seconds per epoch
+EPOCHS = "epochs"  # trial user attr: epochs trained (a diverged epoch included)
 SETTINGS = "bnplace_settings"  # study user attr: what the study was started with
 SQLITE_LOCK_TIMEOUT_S = 60  # several local workers may share one SQLite file
 SCHEMA_RACE_RETRIES = 5

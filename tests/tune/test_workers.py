@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -103,8 +104,16 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 
 
 def _postgres_bin() -> Path | None:
-    found = shutil.which("pg_ctl") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))), None)
+    found = shutil.which("pg_ctl") or max(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), default=None)
     return Path(found).resolve().parent if found else None
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -114,10 +123,15 @@ def postgres_url() -> Iterator[str]:
     if bindir is None:
         pytest.skip("no PostgreSQL server binaries (pg_ctl) on PATH or in /usr/lib/postgresql")
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres and not _user_exists("postgres"):
+        pytest.skip("running as root and there is no `postgres` user to run the server as")
     home = Path(tempfile.mkdtemp(prefix="bnpg-"))
     if as_postgres:
         shutil.chown(home, "postgres")
-    run = lambda *cmd: subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)  # noqa: E731
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)
+
     run(str(bindir / "initdb"), "-D", str(home / "data"), "-U", "postgres", "--auth=trust")
     run(str(bindir / "pg_ctl"), "-D", str(home / "data"), "-l", str(home / "log"), "-w",
         "-o", f"-k {home} -c listen_addresses=''", "start")
