@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 # This checkout's bnplace (not an installed one), and one torch thread: on a busy 2-core machine
 # OpenMP's spin-waits slow these tiny models a hundredfold.
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 FINDING = re.compile(
     r"^(?P<path>\S+?):(?:cell (?P<cell>\d+):)?(?P<row>\d+):\d+: (?P<code>BNP\d{3})", re.MULTILINE)
 
