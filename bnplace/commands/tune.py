@@ -27,7 +27,8 @@ INTERRUPTED_EXIT = 130
                    "returning (train, val) as (inputs, targets) pairs, TensorDatasets or DataLoaders.")
 @click.option("--trials", type=int, metavar="N",
               help=f"The study's total number of trials; re-running the same command runs only the "
-                   f"missing ones. [default: {DEFAULT_TRIALS}, or the whole grid with --sampler grid]")
+                   f"missing ones. [default: {DEFAULT_TRIALS}; --sampler grid: the whole grid, at "
+                   f"most]")
 @click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True,
               help="Training epochs per trial.")
 @click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,
@@ -69,7 +70,8 @@ def tune(model_spec: str, model_kwargs: str | None, data: str, placements: str,
     Each trial rewrites the model to one placement (before-activation, after-activation,
     after-dropout or none), trains it and reports validation accuracy per epoch to an Optuna
     study. At the end: a table per placement (best accuracy, its lr, seconds per epoch, overhead
-    against none), the winner, and results.json, winner.pt and two plots in --output.
+    against none), the winner, and in --output: results.json, the winning model (winner.pt,
+    winner.pt2 for torch.export.load, winner_state_dict.pt) and two plots.
     """
     from bnplace.tune import TuneInputError, tune as run_tune
     from bnplace.tune.training import DeviceError

@@ -67,10 +67,10 @@ class TuneOptions:
 
     @property
     def total_trials(self) -> int:
-        """The study's total: ``trials`` if given, else the grid's size or DEFAULT_TRIALS."""
-        if self.trials is not None:
-            return self.trials
-        return len(self.grid_cells()) if self.sampler == "grid" else DEFAULT_TRIALS
+        """The study's total: ``trials`` (default DEFAULT_TRIALS); the grid stops at its size."""
+        if self.sampler == "grid":
+            return min(self.trials or len(self.grid_cells()), len(self.grid_cells()))
+        return self.trials or DEFAULT_TRIALS
 
     def lr_ladder(self) -> list[float]:
         """LR_LADDER_STEPS learning rates evenly spaced in log scale from lr_min to lr_max."""
@@ -78,14 +78,19 @@ class TuneOptions:
 
     def grid_cells(self) -> list[dict[str, object]]:
         """Every placement × ladder rung, rung-major so a partial grid still covers each placement."""
-        return [{"placement": p.value, "lr": lr} for lr in self.lr_ladder() for p in self.placements]
+        return [self._cell(p, lr) for lr in self.lr_ladder() for p in self.placements]
 
     def first_cells(self) -> list[dict[str, object]]:
         """The trials run before any sampling: the whole grid, or each placement at the middle lr."""
         if self.sampler == "grid":
             return self.grid_cells()
-        middle = math.sqrt(self.lr_min * self.lr_max)
-        return [{"placement": p.value, "lr": middle} for p in self.placements]
+        return [self._cell(p, math.sqrt(self.lr_min * self.lr_max)) for p in self.placements]
+
+    def _cell(self, placement: Placement, lr: float) -> dict[str, object]:
+        cell: dict[str, object] = {"placement": placement.value, "lr": lr}
+        if self.weight_decay:  # a fixed middle value: the grid is placement × lr only
+            cell["weight_decay"] = math.sqrt(WEIGHT_DECAY_RANGE[0] * WEIGHT_DECAY_RANGE[1])
+        return cell
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

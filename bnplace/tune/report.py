@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bnplace.placement import Placement
-from bnplace.tune.storage import EPOCH_SECONDS, WORKER, best_completed, is_counted, reason_of
+from bnplace.tune.storage import EPOCH_SECONDS, EPOCHS, WORKER, best_completed, is_counted, reason_of
 
 BASELINE = Placement.NONE.value
 
@@ -58,7 +58,7 @@ def _trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "params": trial.params,
         "value": trial.value,
         "reason": reason_of(trial),
-        "epochs": len(trial.intermediate_values),
+        "epochs": trial.user_attrs.get(EPOCHS, 0),
         "epoch_seconds": trial.user_attrs.get(EPOCH_SECONDS),
         "worker": trial.user_attrs.get(WORKER),
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
@@ -30,7 +31,8 @@ from bnplace.tune.options import TuneInputError, TuneOptions
 REASON = "reason"  # trial user attr: why a trial was pruned or failed
 NOT_RUN = "not_run"  # trial user attr: why a trial was given up before training
 WORKER = "worker"  # trial user attr: host:pid of the process that ran it
-EPOCH_SECONDS = "epoch_seconds"  # trial user attr: mean training seconds per epoch
+EPOCH_SECONDS = "epoch_seconds"  # trial user attr: median training seconds per epoch
+EPOCHS = "epochs"  # trial user attr: epochs trained (a diverged epoch included)
 SETTINGS = "bnplace_settings"  # study user attr: what the study was started with
 SQLITE_LOCK_TIMEOUT_S = 60  # several local workers may share one SQLite file
 SCHEMA_RACE_RETRIES = 5
@@ -70,14 +72,35 @@ def _connect(url: str, heartbeat: int) -> RDBStorage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                                  grace_period=2 * heartbeat)
+                storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                                     grace_period=2 * heartbeat)
+            if url.startswith("sqlite"):
+                _serialize_sqlite_transactions(storage.engine)
+            return storage
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             # two workers creating the tables at once, or SQLite busy: wait and try again
             if attempt == SCHEMA_RACE_RETRIES:
                 raise
             time.sleep(0.2 * attempt)
             attempt += 1
+
+
+def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    pysqlite runs a transaction's first SELECT outside it, so two workers can both read a queued
+    trial as WAITING and both claim it; PostgreSQL's row locks prevent that, this does for SQLite
+    (SQLAlchemy's documented pysqlite recipe).
+    """
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while creating the schema lack the hooks
 
 
 def with_installed_driver(url: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import os
 import socket
+import statistics
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import torch
@@ -23,7 +23,7 @@ from bnplace.placement import Placement
 from bnplace.tune.data import Dataset
 from bnplace.tune.options import WEIGHT_DECAY_RANGE, TuneOptions
 from bnplace.tune.pruning import SamePlacementPruner
-from bnplace.tune.storage import (EPOCH_SECONDS, NOT_RUN, REASON, WORKER, best_completed,
+from bnplace.tune.storage import (EPOCH_SECONDS, EPOCHS, NOT_RUN, REASON, WORKER, best_completed,
                                   enqueue_missing, fail_stale_trials, is_counted, over_budget)
 from bnplace.tune.training import TrainingRun, train
 from bnplace.tune.variants import ModelFactory, build_variant
@@ -33,7 +33,7 @@ def make_sampler(options: TuneOptions) -> BaseSampler:
     """TPE after one random round per placement; grid and the first cells are enqueued instead."""
     if options.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=options.seed,
-                                          n_startup_trials=2 * len(options.placements))
+                                          n_startup_trials=len(options.placements) + 2)
     return optuna.samplers.RandomSampler(seed=options.seed)
 
 
@@ -43,7 +43,7 @@ def make_pruner(options: TuneOptions) -> BasePruner:
         return optuna.pruners.NopPruner()
     if options.pruner == "median":
         return SamePlacementPruner(lambda: optuna.pruners.MedianPruner(
-            n_startup_trials=2, n_warmup_steps=max(1, options.epochs // 3)))
+            n_startup_trials=1, n_warmup_steps=max(1, options.epochs // 4)))
     return SamePlacementPruner(lambda: optuna.pruners.HyperbandPruner(
         min_resource=1, max_resource=options.epochs, reduction_factor=3))
 
@@ -120,7 +120,8 @@ class Objective:
             raise
         finally:
             if run.epoch_seconds:
-                trial.set_user_attr(EPOCH_SECONDS, sum(run.epoch_seconds) / len(run.epoch_seconds))
+                trial.set_user_attr(EPOCH_SECONDS, statistics.median(run.epoch_seconds))
+                trial.set_user_attr(EPOCHS, len(run.epoch_seconds))
         if run.diverged is not None:
             reason = f"diverged: the loss became NaN or infinite in epoch {run.diverged + 1}"
             trial.set_user_attr(REASON, reason)
@@ -142,7 +143,7 @@ def run_trials(study: optuna.Study, objective: Objective, options: TuneOptions,
     """
     total = options.total_trials
     deadline = math.inf if options.timeout is None else time.monotonic() + options.timeout
-    enqueue_missing(study, _cells(options), total)
+    enqueue_missing(study, options.first_cells(), total)
     while True:
         fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
@@ -160,14 +161,3 @@ def run_trials(study: optuna.Study, objective: Objective, options: TuneOptions,
                 study.optimize(objective, n_trials=1, catch=(Exception,))
             except UpdateFinishedTrialError:
                 pass  # another worker took this one for dead and failed it: it is not counted
-
-
-def _cells(options: TuneOptions) -> list[dict[str, object]]:
-    if not options.weight_decay:
-        return options.first_cells()
-    middle = math.sqrt(WEIGHT_DECAY_RANGE[0] * WEIGHT_DECAY_RANGE[1])
-    return [{**cell, "weight_decay": middle} for cell in options.first_cells()]
-
-
-def checkpoint_path(output: Path, number: int) -> Path:
-    return output / "checkpoints" / f"trial-{number}.pt"

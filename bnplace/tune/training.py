@@ -6,6 +6,7 @@ the same way, and the per-step overhead is what the training benchmark measures.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -58,8 +59,9 @@ def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size
     NaN or infinite ends the run with ``diverged`` set.
     """
     generator = torch.Generator().manual_seed(seed)
+    # fused: one kernel for all parameters instead of a few per parameter (CPU and CUDA)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM,
-                                weight_decay=weight_decay)
+                                weight_decay=weight_decay, fused=True)
     run = run if run is not None else TrainingRun()
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -81,7 +83,7 @@ def _train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Opti
     model.train()
     loss_sum = torch.zeros((), device=device)
     for inputs, targets in batches.shuffled(batch_size, generator):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with _autocast(device):
             loss = F.cross_entropy(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,12 +92,18 @@ def _train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Opti
     return loss_sum.item()  # one host sync per epoch
 
 
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on CUDA; nothing elsewhere (CPU bf16 is slower than fp32 on most CPUs)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def accuracy(model: nn.Module, batches: Batches, device: torch.device) -> float:
     """Fraction of ``batches`` the model classifies correctly, in eval mode."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                enabled=device.type == "cuda"):
+    with torch.inference_mode(), _autocast(device):
         for inputs, targets in batches.in_order(EVAL_BATCH_SIZE):
             correct += (model(inputs).argmax(dim=1) == targets).sum()
     return correct.item() / len(batches)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,7 +13,8 @@ from bnplace.placement import Placement
 from bnplace.tune.study import Trainer, trial_seed
 from bnplace.tune.variants import build_variant
 
-WINNER_MODEL = "winner.pt"
+WINNER_MODEL = "winner.pt"  # torch.save of the model: its class must be importable to load it
+WINNER_EXPORTED = "winner.pt2"  # torch.export program: loads with torch alone, for inference
 WINNER_STATE_DICT = "winner_state_dict.pt"
 
 
@@ -49,11 +51,21 @@ def save_winner(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints,
         model, _ = trainer.fit(placement, best.params["lr"], best.params.get("weight_decay", 0.0),
                                trial_seed(trainer.options, best.number))
     model = model.cpu().eval()
+    torch.save(model.state_dict(), output / WINNER_STATE_DICT)
     written = [output / WINNER_STATE_DICT]
-    torch.save(model.state_dict(), written[0])
-    try:
-        torch.save(model, output / WINNER_MODEL)
-        written.append(output / WINNER_MODEL)
-    except Exception:  # a model holding unpicklable parts: its state_dict is still there
-        (output / WINNER_MODEL).unlink(missing_ok=True)
+    for name, save in ((WINNER_MODEL, torch.save), (WINNER_EXPORTED, _export(trainer.data.example))):
+        try:
+            save(model, output / name)
+            written.append(output / name)
+        except Exception:  # a model that cannot be pickled or exported: the rest is still there
+            (output / name).unlink(missing_ok=True)
     return written
+
+
+def _export(example: torch.Tensor) -> Callable[[nn.Module, Path], None]:
+    """Save a model as a torch.export program taking any batch size, like ``example``."""
+    def save(model: nn.Module, path: Path) -> None:
+        batch = torch.export.Dim("batch")
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, path)
+    return save

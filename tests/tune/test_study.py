@@ -63,9 +63,13 @@ def test_study_tries_every_placement_and_writes_its_results(tmp_path):
 def test_saved_winner_reproduces_the_reported_accuracy(tmp_path):
     result = bnplace.tune(tiny_mlp, trials=4, epochs=2, output=tmp_path, progress=False)
 
-    winner = torch.load(tmp_path / "winner.pt", weights_only=False)
     data = load_data("digits", tiny_mlp())
+    winner = torch.load(tmp_path / "winner.pt", weights_only=False)
     assert accuracy(winner, data.val, torch.device("cpu")) == result.best["val_accuracy"]
+    exported = torch.export.load(tmp_path / "winner.pt2").module()  # eval mode, batch of any size
+    with torch.no_grad():
+        hits = (exported(data.val.inputs).argmax(1) == data.val.targets).float().mean().item()
+    assert hits == pytest.approx(result.best["val_accuracy"])
     state = torch.load(tmp_path / "winner_state_dict.pt")
     assert state.keys() == winner.state_dict().keys()
 
