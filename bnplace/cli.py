@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "rule": "bnplace.commands.lint:rule",
     "rules": "bnplace.commands.lint:rules",
     "rewrite": "bnplace.commands.rewrite:rewrite",
+    "tune": "bnplace.commands.tune:tune",
 }
 
 

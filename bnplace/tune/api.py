@@ -1,0 +1,106 @@
+"""``bnplace.tune``: train every placement of a model and report which placement and lr win."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from rich.console import Console
+
+from bnplace.loading import model_factory
+from bnplace.tune.data import DataSource, load_data
+from bnplace.tune.options import TuneOptions
+from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
+from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
+from bnplace.tune.storage import best_completed, open_study, storage_url
+from bnplace.tune.study import Objective, Trainer, make_pruner, make_sampler, run_trials
+from bnplace.tune.training import resolve_device
+from bnplace.tune.variants import ModelFactory, require_chains
+from bnplace.tune.winner import Checkpoints, save_winner
+
+RESULTS = "results.json"
+PLOTS = ("accuracy_vs_lr.png", "learning_curves.png")
+
+
+@dataclass
+class TuneResult:
+    """The study's answer: the same content as ``results.json``, plus where everything lives."""
+
+    best: dict[str, Any] | None
+    by_placement: dict[str, dict[str, Any]]
+    trials: list[dict[str, Any]]
+    study_name: str
+    storage: str
+    output: Path
+    files: list[Path]
+
+
+def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
+         model_kwargs: dict[str, Any] | None = None, console: Console | None = None,
+         **options: Any) -> TuneResult:
+    """Tune BatchNorm placement × learning rate for the models ``model_fn`` builds.
+
+    ``model_fn`` is a zero-argument callable returning a fresh ``nn.Module`` (or a
+    ``module:Name`` spec); ``data`` is ``"digits"``, ``"synthetic"``, a spec or function
+    returning ``(train, val)``, or such a pair. ``options`` are :class:`TuneOptions` fields
+    (the CLI flags). Ctrl-C raises KeyboardInterrupt; finished trials stay in the storage.
+    """
+    settings = TuneOptions(**options)
+    device = resolve_device(settings.device)
+    build = model_factory(model_fn, model_kwargs) if isinstance(model_fn, str) else model_fn
+    probe = build()
+    dataset = load_data(data, probe)
+    require_chains(probe, dataset.example)
+    name = settings.study_name or re.sub(r"[^\w.\-]+", "_", f"{type(probe).__name__}-{dataset.name}")
+    settings = replace(settings, study_name=name,
+                       output=Path(settings.output or Path("bnplace-runs") / name))
+    assert settings.output is not None
+    settings.output.mkdir(parents=True, exist_ok=True)
+    console = console or Console()
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.ERROR)  # the progress bar and the report say it all
+    try:
+        study = open_study(settings, settings.output, name,
+                           _study_settings(settings, type(probe).__name__, dataset.name),
+                           make_sampler(settings), make_pruner(settings))
+        trainer = Trainer(build, dataset.to(device), settings, device)
+        checkpoints = Checkpoints(settings.output / "checkpoints")
+        with LiveProgress(console, settings.progress) as progress:
+            run_trials(study, Objective(trainer, checkpoints.save), settings, progress.update)
+        return _report(study, settings, trainer, checkpoints, console)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _study_settings(options: TuneOptions, model: str, data: str) -> dict[str, Any]:
+    """What defines a study: a re-run with other values must not silently join it."""
+    return {"model": model, "data": data, "placements": [p.value for p in options.placements],
+            "lr_min": options.lr_min, "lr_max": options.lr_max, "epochs": options.epochs,
+            "batch_size": options.batch_size, "weight_decay": options.weight_decay,
+            "sampler": options.sampler, "seed": options.seed}
+
+
+def _report(study: optuna.Study, options: TuneOptions, trainer: Trainer,
+            checkpoints: Checkpoints, console: Console) -> TuneResult:
+    assert options.output is not None and options.study_name is not None
+    trials = study.get_trials(deepcopy=False)
+    summary = summarize(trials, options.placements)
+    files = [options.output / RESULTS]
+    write_results(summary, files[0])
+    best = best_completed(trials)
+    if best is not None:
+        files += save_winner(best, trainer, checkpoints, options.output)
+    plot_accuracy_vs_lr(trials, options.placements, options.output / PLOTS[0])
+    plot_learning_curves(trials, options.placements, options.output / PLOTS[1])
+    files += [options.output / plot for plot in PLOTS]
+    print_table(console, summary)
+    console.print(f"Study {options.study_name!r} in {storage_url(options, options.output)}; "
+                  f"files in {options.output}/")
+    return TuneResult(summary["best"], summary["by_placement"], summary["trials"],
+                      options.study_name, storage_url(options, options.output),
+                      options.output, files)

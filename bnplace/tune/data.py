@@ -1,0 +1,197 @@
+"""Training data for the tuner: built-in digits and synthetic sets, or the user's own.
+
+Small datasets are kept as tensors on the training device and batched by indexing with a
+random permutation: far less per-step overhead than a DataLoader collating single samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from bnplace.loading import SpecError, load_object
+
+SPLIT_SEED = 0  # the train/val split never changes between runs, workers or seeds
+VAL_FRACTION = 0.2
+ON_DEVICE_LIMIT_BYTES = 1 << 30  # larger tensor sets stay in host memory and move per batch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+DataSource = Union[str, Callable[[], Any], tuple[Any, Any]]
+
+
+class TensorBatches:
+    """A labelled tensor set batched by index permutation."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor,
+                 device: torch.device | None = None) -> None:
+        if len(inputs) != len(targets):
+            raise SpecError(f"{len(inputs)} inputs but {len(targets)} targets")
+        self.inputs, self.targets = inputs, targets
+        self.device = device or inputs.device
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def to(self, device: torch.device) -> TensorBatches:
+        """The same set for training on ``device`` (copied there when small enough)."""
+        size = self.inputs.nbytes + self.targets.nbytes
+        home = device if size <= ON_DEVICE_LIMIT_BYTES else torch.device("cpu")
+        return TensorBatches(self.inputs.to(home), self.targets.to(home), device)
+
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Random batches covering the set once; a last batch of one sample is skipped (BN needs two)."""
+        order = torch.randperm(len(self), generator=generator).to(self.inputs.device)
+        for start in range(0, len(self), batch_size):
+            index = order[start:start + batch_size]
+            if len(index) > 1:
+                yield self._moved(self.inputs[index], self.targets[index])
+
+    def in_order(self, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(self), batch_size):
+            yield self._moved(self.inputs[start:start + batch_size],
+                              self.targets[start:start + batch_size])
+
+    def _moved(self, inputs: torch.Tensor, targets: torch.Tensor) -> Batch:
+        return inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+
+class LoaderBatches:
+    """The user's own DataLoader: its batches, order and batch size are kept as they are."""
+
+    def __init__(self, loader: DataLoader, device: torch.device = torch.device("cpu")) -> None:
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader.dataset)  # type: ignore[arg-type]
+
+    def to(self, device: torch.device) -> LoaderBatches:
+        return LoaderBatches(self.loader, device)
+
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        return self.in_order(batch_size)
+
+    def in_order(self, batch_size: int) -> Iterator[Batch]:
+        for inputs, targets in self.loader:
+            yield inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+
+Batches = Union[TensorBatches, LoaderBatches]
+
+
+@dataclass
+class Dataset:
+    """A train/val pair plus a two-sample input batch for tracing the model."""
+
+    name: str
+    train: Batches
+    val: Batches
+    example: torch.Tensor
+
+    def to(self, device: torch.device) -> Dataset:
+        return Dataset(self.name, self.train.to(device), self.val.to(device), self.example)
+
+
+def load_data(source: DataSource, model: nn.Module) -> Dataset:
+    """Build the dataset ``source`` names: ``digits``, ``synthetic``, a SPEC, a function or a pair.
+
+    Built-in sets are offered as vectors and as 1×8×8 images; the first shape the model accepts wins.
+    """
+    if source == "digits":
+        return _fitted("digits", *_digits(), model)
+    if source == "synthetic":
+        return _fitted("synthetic", *_synthetic(), model)
+    if isinstance(source, str):
+        return _user_data(_spec_name(source), load_object(source), model)
+    return _user_data(getattr(source, "__name__", "data"), source, model)
+
+
+def _spec_name(spec: str) -> str:
+    """``path/to/mydata.py:load`` -> ``mydata.load``: short enough for a study name."""
+    module, _, attr = spec.rpartition(":")
+    return f"{Path(module).stem if module.endswith('.py') else module.rsplit('.', 1)[-1]}.{attr}"
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    inputs, targets = load_digits(return_X_y=True)
+    return inputs / 16.0, targets
+
+
+def _synthetic() -> tuple[np.ndarray, np.ndarray]:
+    """A digits-sized problem (64 features, 10 classes) generated in code."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(n_samples=2000, n_features=64, n_informative=32, n_redundant=8,
+                               n_classes=10, n_clusters_per_class=1, random_state=SPLIT_SEED)
+
+
+def _fitted(name: str, inputs: np.ndarray, targets: np.ndarray, model: nn.Module) -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    x = torch.as_tensor(inputs, dtype=torch.float32)
+    y = torch.as_tensor(targets, dtype=torch.long)
+    x = _accepted_shape(model, [x, x.reshape(len(x), 1, 8, 8)])
+    train_x, val_x, train_y, val_y = train_test_split(
+        x, y, test_size=VAL_FRACTION, stratify=y, random_state=SPLIT_SEED)
+    return Dataset(name, TensorBatches(train_x, train_y), TensorBatches(val_x, val_y), x[:2])
+
+
+def _accepted_shape(model: nn.Module, candidates: list[torch.Tensor]) -> torch.Tensor:
+    """The first candidate layout (vectors, images...) that the model runs on without error."""
+    errors = []
+    was_training = model.training
+    model.eval()
+    try:
+        for candidate in candidates:
+            try:
+                with torch.no_grad():
+                    model(candidate[:2])
+                return candidate
+            except Exception as err:  # the user's model: any error means "not this shape"
+                errors.append(f"{tuple(candidate.shape[1:])}: {type(err).__name__}: {err}")
+    finally:
+        model.train(was_training)
+    raise SpecError("the model accepts none of the data's input shapes: " + "; ".join(errors))
+
+
+def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
+    if not callable(function):
+        pair = function
+    else:
+        try:
+            pair = function()
+        except Exception as err:
+            raise SpecError(f"data function {name!r} failed: {type(err).__name__}: {err}") from err
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise SpecError(f"data {name!r} must return (train, val), got {type(pair).__name__}")
+    train, val = (_batches(part, label) for part, label in zip(pair, ("train", "val")))
+    example = _first_inputs(train)[:2]
+    _accepted_shape(model, [example])
+    return Dataset(name, train, val, example)
+
+
+def _batches(part: Any, label: str) -> Batches:
+    if isinstance(part, DataLoader):
+        return LoaderBatches(part)
+    if isinstance(part, TensorDataset):
+        part = part.tensors
+    if isinstance(part, (tuple, list)) and len(part) == 2:
+        inputs, targets = (torch.as_tensor(t) for t in part)
+        return TensorBatches(inputs.float() if not inputs.is_floating_point() else inputs,
+                             targets.long())
+    raise SpecError(f"{label} data must be an (inputs, targets) pair, a TensorDataset or a "
+                    f"DataLoader, got {type(part).__name__}")
+
+
+def _first_inputs(batches: Batches) -> torch.Tensor:
+    if isinstance(batches, TensorBatches):
+        return batches.inputs
+    return next(iter(batches.in_order(2)))[0]

@@ -1,0 +1,98 @@
+"""The tuner's settings, checked once up front so bad input fails before any training."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bnplace.placement import Placement
+
+SAMPLERS = ("tpe", "grid", "random")
+PRUNERS = ("hyperband", "median", "none")
+LR_LADDER_STEPS = 8  # rungs of the `grid` sampler's learning-rate ladder
+DEFAULT_TRIALS = 20  # for tpe/random; grid defaults to every cell
+WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
+
+
+class TuneInputError(ValueError):
+    """A setting the tuner cannot use: shown to CLI users as a one-line error (exit 2)."""
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """Everything a study needs besides the model and the data (the CLI flags, one to one)."""
+
+    placements: tuple[Placement, ...] = tuple(Placement)
+    trials: int | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    lr_min: float = 1e-3
+    lr_max: float = 1.0
+    weight_decay: bool = False
+    sampler: str = "tpe"
+    pruner: str = "median"
+    storage: str | None = None
+    study_name: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    timeout: float | None = None
+    output: Path | None = None
+    heartbeat: int = 5
+    progress: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            placements = tuple(dict.fromkeys(Placement.parse(p) for p in self.placements))
+        except ValueError as err:
+            raise TuneInputError(str(err)) from None
+        if not placements:
+            raise TuneInputError("no placement to tune: give at least one")
+        object.__setattr__(self, "placements", placements)
+        _check_choice("sampler", self.sampler, SAMPLERS)
+        _check_choice("pruner", self.pruner, PRUNERS)
+        for name in ("epochs", "batch_size", "heartbeat"):
+            _check_positive(name, getattr(self, name))
+        if self.trials is not None:
+            _check_positive("trials", self.trials)
+        if not 0 < self.lr_min < self.lr_max or not math.isfinite(self.lr_max):
+            raise TuneInputError(f"need 0 < lr-min < lr-max, got {self.lr_min} and {self.lr_max}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise TuneInputError(f"timeout must be positive, got {self.timeout}")
+        if self.study_name is not None and not re.fullmatch(r"[\w.\-]+", self.study_name):
+            raise TuneInputError(f"study name {self.study_name!r}: use letters, digits, '.', '_', '-'")
+
+    @property
+    def total_trials(self) -> int:
+        """The study's total: ``trials`` if given, else the grid's size or DEFAULT_TRIALS."""
+        if self.trials is not None:
+            return self.trials
+        return len(self.grid_cells()) if self.sampler == "grid" else DEFAULT_TRIALS
+
+    def lr_ladder(self) -> list[float]:
+        """LR_LADDER_STEPS learning rates evenly spaced in log scale from lr_min to lr_max."""
+        return [float(lr) for lr in np.geomspace(self.lr_min, self.lr_max, LR_LADDER_STEPS)]
+
+    def grid_cells(self) -> list[dict[str, object]]:
+        """Every placement × ladder rung, rung-major so a partial grid still covers each placement."""
+        return [{"placement": p.value, "lr": lr} for lr in self.lr_ladder() for p in self.placements]
+
+    def first_cells(self) -> list[dict[str, object]]:
+        """The trials run before any sampling: the whole grid, or each placement at the middle lr."""
+        if self.sampler == "grid":
+            return self.grid_cells()
+        middle = math.sqrt(self.lr_min * self.lr_max)
+        return [{"placement": p.value, "lr": middle} for p in self.placements]
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise TuneInputError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def _check_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise TuneInputError(f"{name.replace('_', '-')} must be at least 1, got {value}")

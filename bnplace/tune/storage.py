@@ -1,0 +1,152 @@
+"""Where a study lives, and how its trials are counted so a study can be resumed and shared.
+
+A study's total is counted over *finished work*: completed and pruned trials, and trials that
+failed with an error of their own (a broken model fails every time; re-running it would not
+help). A trial whose worker stopped mid-way (Ctrl-C, ``kill -9``, a lost machine) is failed
+without a reason — by Optuna on Ctrl-C, by the heartbeat check otherwise — and is not counted,
+so the next run trains that slot again and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.exceptions import ExperimentalWarning
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from bnplace.tune.options import TuneInputError, TuneOptions
+
+REASON = "reason"  # trial user attr: why a trial was pruned or failed
+NOT_RUN = "not_run"  # trial user attr: why a trial was given up before training
+WORKER = "worker"  # trial user attr: host:pid of the process that ran it
+EPOCH_SECONDS = "epoch_seconds"  # trial user attr: mean training seconds per epoch
+SETTINGS = "bnplace_settings"  # study user attr: what the study was started with
+SQLITE_LOCK_TIMEOUT_S = 60  # several local workers may share one SQLite file
+SCHEMA_RACE_RETRIES = 5
+
+
+def storage_url(options: TuneOptions, output: Path) -> str:
+    """The study's storage: ``--storage`` as given, else a SQLite file in the output folder."""
+    return options.storage or f"sqlite:///{(output / 'study.db').resolve()}"
+
+
+def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[str, Any],
+               sampler: BaseSampler, pruner: BasePruner) -> optuna.Study:
+    """Create the study, or load it to resume or join; refuse one started with other settings."""
+    url = with_installed_driver(storage_url(options, output))
+    try:
+        storage = _connect(url, options.heartbeat)
+    except Exception as err:  # SQLAlchemy's errors for a bad URL, a missing driver, no server
+        raise TuneInputError(f"cannot open storage {url!r}: {type(err).__name__}: {err}") from err
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    started_with = study.user_attrs.get(SETTINGS)
+    if started_with is None:
+        study.set_user_attr(SETTINGS, dict(settings))
+    elif started_with != dict(settings):
+        changed = ", ".join(f"{key} {started_with.get(key)!r} -> {value!r}"
+                            for key, value in settings.items() if started_with.get(key) != value)
+        raise TuneInputError(f"study {name!r} was started with other settings ({changed}); "
+                             "run it with the same ones, or choose a new --study-name")
+    return study
+
+
+def _connect(url: str, heartbeat: int) -> RDBStorage:
+    """The storage, with heartbeats; retried while another worker is creating the same schema."""
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    attempt = 1
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                                  grace_period=2 * heartbeat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            # two workers creating the tables at once, or SQLite busy: wait and try again
+            if attempt == SCHEMA_RACE_RETRIES:
+                raise
+            time.sleep(0.2 * attempt)
+            attempt += 1
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 defaults to psycopg 3,
+    while psycopg2-binary is the one most setups (and bnplace's ``distributed`` extra) have."""
+    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
+        return url
+    if importlib.util.find_spec("psycopg2") is None:
+        return url
+    return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+
+
+def is_counted(trial: FrozenTrial) -> bool:
+    """Whether the trial counts towards the study's total (see the module docstring)."""
+    if trial.state == TrialState.FAIL:
+        return REASON in trial.user_attrs
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def best_completed(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
+    """The completed trial with the highest validation accuracy, if any."""
+    completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return max(completed, key=lambda t: t.value, default=None)  # type: ignore[arg-type, return-value]
+
+
+def over_budget(study: optuna.Study, number: int, total: int) -> bool:
+    """Whether the trial ``number`` came after the study's ``total`` was already taken.
+
+    Workers check the budget before asking for a trial, but two can pass that check at once;
+    this later check, by trial number, lets exactly one of them go on.
+    """
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+    return sum(is_counted(t) or t.state == TrialState.RUNNING for t in earlier) >= total
+
+
+def reason_of(trial: FrozenTrial) -> str | None:
+    """Why a trial did not complete, in words (None for a completed trial)."""
+    if NOT_RUN in trial.user_attrs:
+        return trial.user_attrs[NOT_RUN]
+    if trial.state == TrialState.FAIL and REASON not in trial.user_attrs:
+        return "interrupted: its worker stopped before the trial finished (not counted)"
+    return trial.user_attrs.get(REASON)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the RUNNING trials whose worker stopped sending heartbeats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def enqueue_missing(study: optuna.Study, cells: Sequence[Mapping[str, Any]], budget: int) -> None:
+    """Queue the ``cells`` no live or counted trial covers, at most as many as the budget has left."""
+    trials = study.get_trials(deepcopy=False)
+    live = [t for t in trials if is_counted(t) or t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    taken = [t.system_attrs.get("fixed_params", t.params) for t in live]
+    room = budget - len(live)
+    for cell in cells:
+        if room <= 0:
+            return
+        if not any(_same_params(cell, params) for params in taken):
+            study.enqueue_trial(dict(cell))
+            room -= 1
+
+
+def _same_params(cell: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return math.isclose(a, b, rel_tol=1e-9)
+        return a == b
+
+    return all(key in params and same(value, params[key]) for key, value in cell.items())

@@ -1,0 +1,101 @@
+"""One trial's training run: SGD with momentum, validation accuracy and seconds per epoch.
+
+The loop stays small on purpose: the tuner compares placements, so every variant must train
+the same way, and the per-step overhead is what the training benchmark measures.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bnplace.tune.data import Batches, Dataset
+
+MOMENTUM = 0.9
+EVAL_BATCH_SIZE = 1024
+
+
+class DeviceError(ValueError):
+    """The requested device does not exist on this machine."""
+
+
+@dataclass
+class TrainingRun:
+    """What a run produced, epoch by epoch; ``diverged`` names the epoch whose loss was not finite."""
+
+    val_accuracy: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    diverged: int | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; an explicit CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size: int,
+          device: torch.device, seed: int, weight_decay: float = 0.0,
+          on_epoch: Callable[[TrainingRun], None] | None = None,
+          run: TrainingRun | None = None) -> TrainingRun:
+    """Train ``model`` (already on ``device``, with ``data`` there too) and validate every epoch.
+
+    ``on_epoch(run)`` sees the record after each epoch and may raise (Optuna's TrialPruned) to
+    stop early; pass ``run`` in to keep what was measured when that happens. A loss that becomes
+    NaN or infinite ends the run with ``diverged`` set.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM,
+                                weight_decay=weight_decay)
+    run = run if run is not None else TrainingRun()
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        loss_sum = _train_epoch(model, data.train, optimizer, batch_size, generator, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        run.epoch_seconds.append(time.perf_counter() - started)
+        if not math.isfinite(loss_sum):
+            run.diverged = epoch
+            return run
+        run.val_accuracy.append(accuracy(model, data.val, device))
+        if on_epoch is not None:
+            on_epoch(run)
+    return run
+
+
+def _train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
+                 batch_size: int, generator: torch.Generator, device: torch.device) -> float:
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    for inputs, targets in batches.shuffled(batch_size, generator):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = F.cross_entropy(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach().float()
+    return loss_sum.item()  # one host sync per epoch
+
+
+def accuracy(model: nn.Module, batches: Batches, device: torch.device) -> float:
+    """Fraction of ``batches`` the model classifies correctly, in eval mode."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                enabled=device.type == "cuda"):
+        for inputs, targets in batches.in_order(EVAL_BATCH_SIZE):
+            correct += (model(inputs).argmax(dim=1) == targets).sum()
+    return correct.item() / len(batches)

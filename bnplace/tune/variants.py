@@ -1,0 +1,35 @@
+"""The tuner's only contact with the graph pass: check a model has chains, build a variant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from bnplace.placement import Placement
+
+ModelFactory = Callable[[], nn.Module]
+
+
+class NoChainError(ValueError):
+    """The model has no linear → activation chain, so there is no placement to tune."""
+
+
+def require_chains(model: nn.Module, example: torch.Tensor) -> int:
+    """The number of rewritable chains in ``model``; NoChainError when there is none."""
+    from bnplace.graph import find_chains
+
+    chains = [chain for chain in find_chains(model, example_inputs=(example,))
+              if not chain.skipped]
+    if not chains:
+        raise NoChainError(f"{type(model).__name__} has no linear → activation chain to place "
+                           "BatchNorm in; nothing to tune")
+    return len(chains)
+
+
+def build_variant(model_fn: ModelFactory, placement: Placement, example: torch.Tensor) -> nn.Module:
+    """A fresh model from ``model_fn`` rewritten so every chain has ``placement``."""
+    from bnplace.graph import rewrite
+
+    return rewrite(model_fn(), placement, example_inputs=(example,), drop_bias=True)

@@ -1,0 +1,70 @@
+"""Shared helpers for the tuner tests: a tiny model, CLI runs and reading a study back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from collections.abc import Iterator
+
+import optuna
+import pytest
+import torch
+
+from bnplace.tune.storage import is_counted, with_installed_driver
+from examples.models import MLP
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = "examples/models.py:MLP"
+TINY_KWARGS = '{"hidden": [16]}'
+
+
+def tiny_mlp() -> MLP:
+    """One hidden chain of 16 units: trains an epoch of digits in a few milliseconds."""
+    return MLP(hidden=(16,))
+
+
+def cli(*args: str) -> list[str]:
+    """The command line of ``bnplace tune`` on the tiny model, run from this checkout."""
+    return [sys.executable, "-m", "bnplace", "tune", "--model", TINY_MODEL,
+            "--model-kwargs", TINY_KWARGS, *args]
+
+
+# One torch thread per worker process: two workers with a thread per core each would
+# oversubscribe a 2-core machine, and OpenMP's spin-waits then slow training a hundredfold.
+WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(cli(*args), cwd=REPO, env=WORKER_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli(*args), cwd=REPO, env=WORKER_ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def trials_of(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    storage = with_installed_driver(storage)
+    return optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+
+
+def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if is_counted(t)]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and lose a lot to spin-waits on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,76 @@
+"""``bnplace tune`` on the command line: a study from a data SPEC, and one-line input errors."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from bnplace.cli import main
+from tests.tune.conftest import TINY_KWARGS, TINY_MODEL
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["tune", *args])
+
+
+def test_data_spec_trains_on_the_users_function(tmp_path):
+    data_file = tmp_path / "mydata.py"
+    data_file.write_text(textwrap.dedent("""
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        def load():
+            generator = torch.Generator().manual_seed(0)
+            x = torch.randn(200, 64, generator=generator)
+            y = (x[:, 0] > 0).long()  # learnable: the sign of the first feature
+            return DataLoader(TensorDataset(x[:160], y[:160]), batch_size=32), (x[160:], y[160:])
+    """))
+    out = tmp_path / "run"
+    result = invoke("--model", TINY_MODEL, "--model-kwargs", TINY_KWARGS, "--data",
+                    f"{data_file}:load", "--trials", "4", "--epochs", "3", "--output", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert "Winner:" in result.output
+    document = json.loads((out / "results.json").read_text())
+    assert document["best"]["val_accuracy"] > 0.6  # 40 val samples, two classes
+    assert {t["state"] for t in document["trials"]} <= {"COMPLETE", "PRUNED"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "no_such_module:Net"], "cannot import module 'no_such_module'"),
+    (["--model", TINY_MODEL, "--placements", "before,none"], "unknown placement 'before'"),
+    (["--model", TINY_MODEL, "--lr-min", "1", "--lr-max", "0.1"], "need 0 < lr-min < lr-max"),
+    (["--model", TINY_MODEL, "--trials", "0"], "trials must be at least 1"),
+    (["--model", TINY_MODEL, "--model-kwargs", "{"], "--model-kwargs is not valid JSON"),
+    (["--model", TINY_MODEL, "--data", "missing.py:load"], "no such file: missing.py"),
+    (["--model", TINY_MODEL, "--storage", "nosuchdb://x"], "cannot open storage 'nosuchdb://x'"),
+    (["--model", TINY_MODEL, "--study-name", "a b"], "study name 'a b'"),
+    (["--model", TINY_MODEL, "--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, args, message):
+    result = invoke(*args, "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and message in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_model_without_a_chain_is_a_one_line_error(tmp_path):
+    model_file = tmp_path / "linear.py"
+    model_file.write_text("from torch import nn\n\ndef Net():\n"
+                          "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))\n")
+    result = invoke("--model", f"{model_file}:Net", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output == "Error: Sequential has no linear → activation chain to place " \
+                            "BatchNorm in; nothing to tune\n"
+
+
+def test_help_explains_every_option():
+    result = invoke("--help")
+    for option in ("--model", "--model-kwargs", "--data", "--trials", "--epochs", "--batch-size",
+                   "--placements", "--lr-min", "--lr-max", "--sampler", "--pruner", "--storage",
+                   "--study-name", "--device", "--seed", "--timeout", "--output"):
+        assert option in result.output
+    assert "runs only the" in result.output  # --trials is the study's total

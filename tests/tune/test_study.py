@@ -1,0 +1,140 @@
+"""End-to-end studies through the Python API on CPU, a few seconds each."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jsonschema
+import pytest
+import torch
+from torch import nn
+
+import bnplace
+from bnplace.placement import Placement
+from bnplace.tune.data import load_data
+from bnplace.tune.options import TuneOptions
+from bnplace.tune.training import accuracy, resolve_device
+from bnplace.tune.variants import NoChainError
+from tests.tune.conftest import tiny_mlp
+
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+RESULTS_SCHEMA = {
+    "type": "object",
+    "required": ["best", "by_placement", "trials"],
+    "properties": {
+        "best": {"type": ["object", "null"],
+                 "required": ["placement", "lr", "val_accuracy", "trial"],
+                 "properties": {"placement": {"enum": [p.value for p in Placement]},
+                                "lr": {"type": "number"}, "val_accuracy": {"type": "number"},
+                                "trial": {"type": "integer"}}},
+        "by_placement": {"type": "object", "additionalProperties": {
+            "type": "object",
+            "required": ["best_val_accuracy", "lr", "trials", "epoch_seconds"],
+            "properties": {"best_val_accuracy": NUMBER_OR_NULL, "lr": NUMBER_OR_NULL,
+                           "trials": {"type": "integer"}, "epoch_seconds": NUMBER_OR_NULL}}},
+        "trials": {"type": "array", "items": {
+            "type": "object",
+            "required": ["number", "state", "params", "value", "reason"],
+            "properties": {"number": {"type": "integer"},
+                           "state": {"enum": ["COMPLETE", "PRUNED", "FAIL"]},
+                           "params": {"type": "object"}, "value": NUMBER_OR_NULL,
+                           "reason": {"type": ["string", "null"]}}}},
+    },
+}
+
+
+def test_study_tries_every_placement_and_writes_its_results(tmp_path):
+    result = bnplace.tune(tiny_mlp, trials=6, epochs=2, output=tmp_path, progress=False)
+
+    document = json.loads((tmp_path / "results.json").read_text())
+    jsonschema.validate(document, RESULTS_SCHEMA)
+    assert document["best"] == result.best
+    first_four = sorted(document["trials"], key=lambda t: t["number"])[:4]
+    assert {t["params"]["placement"] for t in first_four} == {p.value for p in Placement}
+    assert sum(row["trials"] for row in document["by_placement"].values()) == 6
+    best_row = document["by_placement"][result.best["placement"]]
+    assert best_row["best_val_accuracy"] == result.best["val_accuracy"]
+    assert document["by_placement"]["none"]["overhead_vs_none"] == 0
+    for name in ("accuracy_vs_lr.png", "learning_curves.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_saved_winner_reproduces_the_reported_accuracy(tmp_path):
+    result = bnplace.tune(tiny_mlp, trials=4, epochs=2, output=tmp_path, progress=False)
+
+    winner = torch.load(tmp_path / "winner.pt", weights_only=False)
+    data = load_data("digits", tiny_mlp())
+    assert accuracy(winner, data.val, torch.device("cpu")) == result.best["val_accuracy"]
+    state = torch.load(tmp_path / "winner_state_dict.pt")
+    assert state.keys() == winner.state_dict().keys()
+
+
+def test_grid_sampler_covers_every_cell_once(tmp_path):
+    placements = ("none", "before-activation")
+    result = bnplace.tune(tiny_mlp, sampler="grid", pruner="none", placements=placements, epochs=1,
+                          lr_min=1e-3, lr_max=1e-1, output=tmp_path, progress=False)
+
+    ladder = TuneOptions(lr_min=1e-3, lr_max=1e-1).lr_ladder()
+    cells = sorted((t["params"]["placement"], t["params"]["lr"]) for t in result.trials)
+    assert cells == sorted((p, lr) for p in placements for lr in ladder)
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 16
+
+
+def test_huge_learning_rate_is_pruned_as_diverged_without_nan_in_storage(tmp_path):
+    result = bnplace.tune(tiny_mlp, trials=4, epochs=3, lr_min=1e12, lr_max=1e13,
+                          placements=("none",), output=tmp_path, progress=False)
+
+    assert result.best is None
+    assert [t["state"] for t in result.trials] == ["PRUNED"] * 4
+    assert all(t["reason"].startswith("diverged: the loss became NaN or infinite in epoch")
+               for t in result.trials)
+    assert all(t["value"] is None or math.isfinite(t["value"]) for t in result.trials)
+    assert result.by_placement["none"]["best_val_accuracy"] is None
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
+    calls = []
+
+    def flaky_model() -> nn.Module:
+        calls.append(1)
+        if len(calls) in (3, 4):  # the first call is the up-front check, then one per trial
+            raise RuntimeError("out of memory (simulated)")
+        return tiny_mlp()
+
+    result = bnplace.tune(flaky_model, trials=5, epochs=1, output=tmp_path, progress=False)
+
+    states = {t["number"]: (t["state"], t["reason"]) for t in result.trials}
+    assert states[1] == states[2] == ("FAIL", "RuntimeError: out of memory (simulated)")
+    assert [states[n][0] for n in (0, 3, 4)] == ["COMPLETE"] * 3
+    assert result.best is not None
+
+
+def test_model_without_a_chain_is_refused_before_training(tmp_path):
+    with pytest.raises(NoChainError, match="no linear → activation chain"):
+        bnplace.tune(lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), trials=1,
+                     output=tmp_path, progress=False)
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_same_command_again_runs_only_missing_trials(tmp_path):
+    first = bnplace.tune(tiny_mlp, trials=3, epochs=1, output=tmp_path, progress=False)
+    second = bnplace.tune(tiny_mlp, trials=5, epochs=1, output=tmp_path, progress=False)
+
+    assert second.trials[:3] == first.trials
+    assert [t["number"] for t in second.trials] == [0, 1, 2, 3, 4]
+
+
+def test_a_study_refuses_to_resume_with_other_settings(tmp_path):
+    bnplace.tune(tiny_mlp, trials=1, epochs=1, output=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="epochs 1 -> 2"):
+        bnplace.tune(tiny_mlp, trials=2, epochs=2, output=tmp_path, progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_study_trains_on_the_gpu(tmp_path):
+    assert resolve_device("auto").type == "cuda"
+    result = bnplace.tune(tiny_mlp, trials=4, epochs=2, device="cuda", output=tmp_path,
+                          progress=False)
+    assert result.best["val_accuracy"] > 0.5
