@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="1 seed, 1 epoch, a 4-trial grid: a smoke run in seconds")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path("bnplace-runs/thesis"),
                         help="folder for results.md, the plot and the tuner's grid studies")
