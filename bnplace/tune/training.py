@@ -49,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size: int,
-          device: torch.device, seed: int, weight_decay: float = 0.0,
+          device: torch.device, seed: int, weight_decay: float = 0.0, nesterov: bool = False,
           on_epoch: Callable[[TrainingRun], None] | None = None,
           run: TrainingRun | None = None) -> TrainingRun:
     """Train ``model`` (already on ``device``, with ``data`` there too) and validate every epoch.
@@ -61,7 +61,7 @@ def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size
     generator = torch.Generator().manual_seed(seed)
     # fused: one kernel for all parameters instead of a few per parameter (CPU and CUDA)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM,
-                                weight_decay=weight_decay, fused=True)
+                                weight_decay=weight_decay, nesterov=nesterov, fused=True)
     run = run if run is not None else TrainingRun()
     for epoch in range(epochs):
         started = time.perf_counter()

@@ -52,14 +52,14 @@ def stop_mid_trial(args: tuple[str, ...], storage: str, stop: signal.Signals,
 
 
 def test_interrupted_and_killed_workers_resume_without_counting_twice(tmp_path):
-    args = ("--trials", "6", "--epochs", "10", "--pruner", "none", "--heartbeat", "1",
+    args = ("--trials", "4", "--epochs", "10", "--pruner", "none", "--heartbeat", "1",
             "--output", str(tmp_path))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
 
-    code, stderr, _ = stop_mid_trial(args, storage, signal.SIGINT, done=2)  # Ctrl-C
+    code, stderr, _ = stop_mid_trial(args, storage, signal.SIGINT, done=1)  # Ctrl-C
     assert code == 130
     assert "Run the same command again" in stderr and "Traceback" not in stderr
-    code, _, before = stop_mid_trial(args, storage, signal.SIGKILL, done=4)  # kill -9
+    code, _, before = stop_mid_trial(args, storage, signal.SIGKILL, done=2)  # kill -9
     assert code == -signal.SIGKILL
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
@@ -67,7 +67,7 @@ def test_interrupted_and_killed_workers_resume_without_counting_twice(tmp_path):
     after = trials_of(storage, STUDY)
     interrupted = [t.number for t in before if t.state in (TrialState.RUNNING, TrialState.FAIL)]
     assert len(interrupted) == 2
-    assert len(counted(after)) == 6  # the total, reached once, nothing counted twice
+    assert len(counted(after)) == 4  # the total, reached once, nothing counted twice
     assert not [t for t in after if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     kept = {t.number: t.value for t in counted(before)}
     assert {t.number: t.value for t in after if t.number in kept} == kept
