@@ -91,3 +91,30 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
         assert len(output.strip().splitlines()) == 1 and output.startswith("Error: ")
         assert expected in output
     assert not Path(out).exists()
+
+
+def test_placement_loads_a_checkpoint_of_the_rewritten_model(tmp_path: Path) -> None:
+    """The tuner saves the winner's state_dict of the *rewritten* model (biases dropped, BN moved):
+    --placement rewrites the spec's model the same way before loading it."""
+    import bnplace
+
+    torch.manual_seed(0)
+    tuned = bnplace.rewrite(models.Lesson3Head(), "before-activation").train()
+    with torch.no_grad():
+        tuned(torch.randn(32, 64) * 2 + 1)
+    path = tmp_path / "winner_state_dict.pt"
+    torch.save(tuned.state_dict(), path)
+    out = tmp_path / "folded.pt"
+    spec = "examples.models:Lesson3Head"
+
+    code, output = run("--model", spec, "--checkpoint", str(path), "--output", str(out))
+    assert code == 2 and "does not fit the model" in output
+
+    code, output = run("--model", spec, "--checkpoint", str(path), "--placement",
+                       "before-activation", "--fold", "--output", str(out))
+    assert code == 0, output
+    assert output.splitlines()[0] == "Folded 2 BatchNorm layers, left 0."
+    x = torch.randn(8, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(out, weights_only=False)(x), tuned.eval()(x),
+                                   rtol=1e-5, atol=1e-5)

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import click
 
-from bnplace.commands.checkpoints import load_checkpoint
+from bnplace.commands.checkpoints import checkpointed_model, placement_option
 from bnplace.commands.errors import reported_as_usage_errors
 from bnplace.commands.lint import _codes
 from bnplace.lint import output
 from bnplace.lint.config import ConfigError
 from bnplace.lint.runner import default_settings_of
-from bnplace.loading import load_model, parse_kwargs
 
 
 @click.command("check")
@@ -32,6 +31,7 @@ from bnplace.loading import load_model, parse_kwargs
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="A state_dict to load first (weights_only=True); trained running statistics "
                    "make the running/eval ratio meaningful.")
+@placement_option
 @click.option("--data", default="digits", show_default=True, metavar="digits|synthetic|SPEC",
               help="The batches the variance shift is measured on (as for `bnplace tune`).")
 @click.option("--batches", type=click.IntRange(min=1), default=4, show_default=True,
@@ -47,7 +47,8 @@ from bnplace.loading import load_model, parse_kwargs
 @click.option("--ignore", help="Comma-separated rule codes or prefixes not to report.")
 @click.option("--output-format", type=click.Choice(output.FORMATS), default="text",
               show_default=True)
-def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, data: str, batches: int,
+def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placement: str | None,
+          data: str, batches: int,
           batch_size: int, threshold: float, measure: bool, select: str | None,
           extend_select: str | None, ignore: str | None, output_format: str) -> None:
     """Run the BNP rules on a live model and measure each BatchNorm's variance shift."""
@@ -58,9 +59,7 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, data: st
     with reported_as_usage_errors(ConfigError, TraceError):
         settings = default_settings_of(Path.cwd()).overridden(
             _codes(select), _codes(extend_select) or (), _codes(ignore) or ())
-        model = load_model(spec, parse_kwargs(model_kwargs))
-        if checkpoint is not None:
-            load_checkpoint(model, checkpoint)
+        model = checkpointed_model(spec, model_kwargs, placement, checkpoint)
         model.eval()
         enabled = settings.enabled_for(Path(spec.rpartition(":")[0]))
         traced = trace(model)

@@ -8,7 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bnplace.commands.errors import InputError
+import click
+
+from bnplace.commands.errors import InputError, reported_as_usage_errors
+from bnplace.loading import load_model, parse_kwargs
+from bnplace.placement import Placement
 
 # keys under which training scripts commonly nest the state_dict
 _NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model")
@@ -55,3 +59,24 @@ def load_checkpoint(model: Any, path: Path) -> None:
         detail = " ".join(str(err).split())
         detail = detail if len(detail) <= _MAX_DETAIL else detail[:_MAX_DETAIL] + "..."
         raise InputError(f"{path} does not fit the model: {detail}") from err
+
+
+placement_option = click.option(
+    "--placement", type=click.Choice([p.value for p in Placement]), default=None,
+    help="Rewrite the model to this placement before loading the checkpoint: the tuner's "
+         "winner_state_dict.pt belongs to the rewritten model (its placement is in results.json).")
+
+
+def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | None,
+                       checkpoint: Path | None) -> Any:
+    """The model a checkpoint belongs to: built from the spec, rewritten to ``placement`` first
+    (as the tuner did), then loaded with the checkpoint's weights when one is given."""
+    with reported_as_usage_errors():
+        model = load_model(spec, parse_kwargs(model_kwargs))
+    if placement is not None:
+        from bnplace.graph import rewrite
+
+        model = rewrite(model, placement)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    return model

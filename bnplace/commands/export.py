@@ -12,9 +12,8 @@ from pathlib import Path
 
 import click
 
-from bnplace.commands.checkpoints import load_checkpoint
-from bnplace.commands.errors import InputError, reported_as_usage_errors
-from bnplace.loading import load_model, parse_kwargs
+from bnplace.commands.checkpoints import checkpointed_model, placement_option
+from bnplace.commands.errors import InputError
 
 
 @click.command("export")
@@ -22,21 +21,20 @@ from bnplace.loading import load_model, parse_kwargs
 @click.option("--model-kwargs", default=None, help="JSON object of constructor arguments.")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="A state_dict saved with torch.save (read with weights_only=True).")
+@placement_option
 @click.option("--fold", "do_fold", is_flag=True,
               help="Merge every foldable BatchNorm into a neighbouring Linear/Conv.")
 @click.option("--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Where to save the eval-mode model (torch.save of the whole module).")
-def export(spec: str, model_kwargs: str | None, checkpoint: Path, do_fold: bool,
-           output: Path) -> None:
+def export(spec: str, model_kwargs: str | None, checkpoint: Path, placement: str | None,
+           do_fold: bool, output: Path) -> None:
     """Load a checkpoint into a model, optionally fold its BatchNorm away, and save it.
 
     Load the result with torch.load(FILE, weights_only=False): it is a pickled module.
     """
     import torch
 
-    with reported_as_usage_errors():
-        model = load_model(spec, parse_kwargs(model_kwargs))
-    load_checkpoint(model, checkpoint)
+    model = checkpointed_model(spec, model_kwargs, placement, checkpoint)
     model.eval()
     if do_fold:
         from bnplace.graph import fold_with_report
