@@ -55,6 +55,9 @@ INTERRUPTED_EXIT = 130
               help="Where to train: auto takes CUDA (with bf16 autocast) when available.")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,
               help="Base seed: trial N trains with seed+N, so results repeat.")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="CPU threads for training. [default: 1 for models under 1M parameters, which "
+                   "gain nothing from more and then share a machine well; torch's own otherwise]")
 @click.option("--timeout", type=float, metavar="SECONDS",
               help="Start no new trial after this many seconds.")
 @click.option("--heartbeat", type=int, default=_DEFAULTS.heartbeat, show_default=True,

@@ -18,7 +18,7 @@ from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
 from bnplace.tune.storage import best_completed, open_study, storage_url
 from bnplace.tune.study import Objective, Trainer, make_pruner, make_sampler, run_trials
-from bnplace.tune.training import resolve_device
+from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
 from bnplace.tune.winner import Checkpoints, save_winner
 
@@ -70,7 +70,8 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
                            make_sampler(settings), make_pruner(settings))
         trainer = Trainer(build, dataset.to(device), settings, device)
         checkpoints = Checkpoints(settings.output / "checkpoints")
-        with LiveProgress(console, settings.progress) as progress:
+        threads = settings.threads or default_threads(probe, device)
+        with cpu_threads(threads), LiveProgress(console, settings.progress) as progress:
             run_trials(study, Objective(trainer, checkpoints.save), settings, progress.update)
         return _report(study, settings, trainer, checkpoints, console)
     finally:

@@ -42,6 +42,7 @@ class TuneOptions:
     timeout: float | None = None
     output: Path | None = None
     heartbeat: int = 5
+    threads: int | None = None
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +59,8 @@ class TuneOptions:
             _check_positive(name, getattr(self, name))
         if self.trials is not None:
             _check_positive("trials", self.trials)
+        if self.threads is not None:
+            _check_positive("threads", self.threads)
         if not 0 < self.lr_min < self.lr_max or not math.isfinite(self.lr_max):
             raise TuneInputError(f"need 0 < lr-min < lr-max, got {self.lr_min} and {self.lr_max}")
         if self.timeout is not None and self.timeout <= 0:
