@@ -69,4 +69,3 @@ def test_timeout_stops_starting_trials(tmp_path):
     result = bnplace.tune(tiny_mlp, trials=500, epochs=1, timeout=1, output=tmp_path,
                           progress=False)
     assert 1 <= len(result.trials) < 500
-
