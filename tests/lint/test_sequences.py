@@ -32,6 +32,27 @@ def test_layer_names_resolve_through_imports(imports: str) -> None:
     assert code_lines(source) == [("BNP001", len(source.splitlines()))]  # the BN ends the source
 
 
+@pytest.mark.parametrize("imports", [
+    "from keras.layers import Conv2D, BatchNormalization, Dropout",
+    "from tensorflow.keras.layers import Conv2D, BatchNormalization, Dropout",
+    "from keras.layers import *",
+])
+def test_functional_api_with_imported_layers(imports: str) -> None:
+    # libcst qualifies the call ``Dropout(0.25)`` as the class it calls: the layer instance
+    # applied to x must still be a step of the flow, not a layer stored in x
+    source = (f"{imports}
+"
+              "x = Conv2D(32, 3)(inputs)
+"
+              "x = BatchNormalization()(x)
+"
+              "x = Dropout(0.25)(x)
+"
+              "x = BatchNormalization()(x)
+")
+    assert code_lines(source) == [("BNP002", 2), ("BNP001", 5)]
+
+
 def test_a_class_of_the_same_name_defined_here_is_not_a_layer() -> None:
     source = ("class BatchNormalization:\n    pass\n\n"
               "m = Sequential([Dropout(0.5), BatchNormalization()])\nBatchNormalization()\n")
