@@ -40,16 +40,11 @@ def test_layer_names_resolve_through_imports(imports: str) -> None:
 def test_functional_api_with_imported_layers(imports: str) -> None:
     # libcst qualifies the call ``Dropout(0.25)`` as the class it calls: the layer instance
     # applied to x must still be a step of the flow, not a layer stored in x
-    source = (f"{imports}
-"
-              "x = Conv2D(32, 3)(inputs)
-"
-              "x = BatchNormalization()(x)
-"
-              "x = Dropout(0.25)(x)
-"
-              "x = BatchNormalization()(x)
-")
+    source = (f"{imports}\n"
+              "x = Conv2D(32, 3)(inputs)\n"
+              "x = BatchNormalization()(x)\n"
+              "x = Dropout(0.25)(x)\n"
+              "x = BatchNormalization()(x)\n")
     assert code_lines(source) == [("BNP002", 2), ("BNP001", 5)]
 
 
