@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 _BOUNDARY = "# bnplace: cell boundary"
 _PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
-_LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|[\w.]+\?{1,2}\s*$)")
+_LINE_MAGIC = re.compile(r"^(\s*)(?:[%!?]|[\w.]+\?{1,2}\s*$)")
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!]")
 # Cell magics whose body is still Python; the body of any other (%%bash, %%html) is not linted.
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")

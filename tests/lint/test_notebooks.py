@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -26,10 +27,11 @@ def test_findings_name_the_cell_and_count_rows_within_it() -> None:
 
 def test_magics_become_placeholders_that_parse_and_come_back() -> None:
     source = {"cells": [{"cell_type": "code", "source": "%matplotlib inline\n!pip install x\n"
-                         "files = !ls\nlen?\nimport os"},
+                         "files = !ls\nlen?\n?os.path\n??len\nimport os"},
                         {"cell_type": "code", "source": "%%bash\necho hi\n"}]}
     notebook = Notebook.parse(json.dumps(source))
     assert "%" not in notebook.code and "!" not in notebook.code
+    ast.parse(notebook.code)  # help lines too (`len?`, `?os.path`)
     restored = json.loads(notebook.with_code(notebook.code))
     assert restored == source
 
