@@ -38,6 +38,8 @@ Layers = tuple[Layer, ...]
 _METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
 # ``self.name`` anywhere but as the target of a plain assignment: the module is read there.
 _READ_SELF_ATTRIBUTE = re.compile(r"\b(self\.\w+)\b(?!\s*=[^=])")
+# ``getattr(self, "bn2")``: the module is read there by its name.
+_GETATTR_SELF = re.compile(r"\bgetattr\(\s*self\s*,\s*[\"'](\w+)[\"']")
 # Module methods that return the module itself (``nn.BatchNorm2d(5).to(device)``).
 _SELF_RETURNING = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train",
                              "eval", "requires_grad_", "type"})
@@ -84,7 +86,8 @@ class _Describer:
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
         self._names = NameResolver(module, self._scopes)
-        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code))
+        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code)) | {
+            f"self.{name}" for name in _GETATTR_SELF.findall(module.code)}
         self._module = module
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
