@@ -95,6 +95,7 @@ class _Describer:
         self._nodes: list[_Node] = []
         self._unused: list[Layer] = []
         self._attribute_batchnorms: list[tuple[str, Layer]] = []
+        self._in_sequential_class = False  # ``super().__init__(conv, bn, act)`` builds one
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
@@ -163,10 +164,13 @@ class _Describer:
         methods = [s for s in statement.body.body if isinstance(s, cst.FunctionDef)]
         methods.sort(key=lambda method: method.name.value not in _CONSTRUCTORS)
         attributes: dict[str, Layers] = {}
+        outer, self._in_sequential_class = self._in_sequential_class, any(
+            self._names.is_sequential(base.value) for base in statement.bases)
         for method in methods:
             inherited = {key: _fixed_in_place(layers) for key, layers in attributes.items()}
             frame = self._run_frame(method.body.body, _Frame(values=inherited))
             attributes.update((k, v) for k, v in frame.values.items() if k.startswith("self."))
+        self._in_sequential_class = outer
 
     def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
         if isinstance(small, cst.Assign):
@@ -258,7 +262,8 @@ class _Describer:
         return None
 
     def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:
-        if self._names.is_sequential(call.func):
+        builds_sequential = self._in_sequential_class and _is_super_init(call.func)
+        if builds_sequential or self._names.is_sequential(call.func):
             layers = self._container(call, frame)
             self._emit(layers)
             return layers
@@ -407,6 +412,12 @@ class _Describer:
     def _emit(self, layers: Layers) -> None:
         if len(layers) >= 2:
             self._sequences[layers] = None
+
+
+def _is_super_init(func: cst.BaseExpression) -> bool:
+    """``super().__init__``."""
+    return (isinstance(func, cst.Attribute) and func.attr.value == "__init__"
+            and isinstance(func.value, cst.Call) and dotted_text(func.value.func) == "super")
 
 
 def _fixed_in_place(layers: Layers | None) -> Layers | None:

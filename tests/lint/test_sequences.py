@@ -165,3 +165,19 @@ def test_add_module_and_conditional_expressions_in_forward() -> None:
               + module_source(["self.drop = nn.Dropout(0.5)", "self.bn = nn.BatchNorm1d(8)"],
                               ["x = self.drop(x) if self.training else x", "return self.bn(x)"]))
     assert code_lines(source) == [("BNP002", 4), ("BNP001", 14)]
+
+
+def test_a_sequential_subclass_passes_its_layers_to_super() -> None:
+    # torchvision's ConvBNActivation shape; the same call in a plain Module builds nothing
+    source = ("class ConvBN(nn.Sequential):\n"
+              "    def __init__(self, cin, cout):\n"
+              "        super().__init__(\n"
+              "            nn.Conv2d(cin, cout, 3),\n"
+              "            nn.Dropout(0.1),\n"
+              "            nn.BatchNorm2d(cout),\n"
+              "        )\n"
+              "\n"
+              "class Mixin(Base):\n"
+              "    def __init__(self):\n"
+              "        super().__init__(nn.Dropout(0.1), nn.BatchNorm1d(4))\n")
+    assert code_lines(source) == [("BNP001", 6)]
