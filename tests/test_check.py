@@ -87,6 +87,18 @@ def test_functional_layers_and_shape_mismatch_are_found() -> None:
                             ("BNP002", "fc")]
 
 
+def test_lazy_batchnorm_not_yet_called_has_no_width_to_mismatch() -> None:
+    class Lazy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.bn = nn.LazyLinear(32, bias=False), nn.LazyBatchNorm1d()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.bn(self.fc(x)))
+
+    assert found(Lazy()) == []
+
+
 def test_variance_shift_after_dropout_and_none_before_activation() -> None:
     torch.manual_seed(0)
     batches = [torch.randn(64, 64) for _ in range(3)]

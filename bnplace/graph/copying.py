@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import torch
 from torch import fx, nn
+from torch.nn.parameter import UninitializedTensorMixin
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -104,4 +105,9 @@ def _copy_tensor(value: Any, memo: dict[int, Any]) -> Any:
             new.requires_grad_(True)
         memo[key] = new
         return new
-    return copy.deepcopy(value, memo)
+    if isinstance(value, UninitializedTensorMixin):  # a lazy module's: nothing to copy yet
+        new = cls(requires_grad=value.requires_grad, device=value.device, dtype=value.dtype)
+    else:
+        new = copy.deepcopy(value, memo)
+    memo[key] = new
+    return new

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from torch import fx, nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from bnplace.graph.kinds import describe, main_input, module_kind, node_kind
 from bnplace.graph.tracing import Trace, TracedPart
@@ -93,12 +94,18 @@ def _module_layer(name: str, module: nn.Module, kind: LayerKind | None = None) -
     """A module as a Layer: its bias, output width (``num_features`` for BN) and dimensionality."""
     kind = kind or module_kind(module)
     where = Location(module=name)
-    width = next((getattr(module, attr) for attr in ("out_features", "out_channels",
-                                                     "num_features")
+    width = next((getattr(module, attr) for attr in _width_attributes(module)
                   if isinstance(getattr(module, attr, None), int)), None)
     bias = getattr(module, "bias", None) is not None if kind is LayerKind.LINEAR else None
     return Layer(kind, type(module).__name__, where, where, framework="torch", has_bias=bias,
                  width=width, dims=_dims(module))
+
+
+def _width_attributes(module: nn.Module) -> tuple[str, ...]:
+    """Where a module keeps its output width; a lazy BN not yet called holds 0 there, not a width."""
+    if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params():
+        return ("out_features", "out_channels")
+    return ("out_features", "out_channels", "num_features")
 
 
 def _dims(module: nn.Module) -> int | None:

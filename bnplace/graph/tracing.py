@@ -20,6 +20,7 @@ Two things differ from ``torch.fx.symbolic_trace``:
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import traceback
 from collections.abc import Iterable, Mapping
@@ -189,13 +190,28 @@ def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (
     parts: list[TracedPart] = []
     untraced: dict[str, str] = {}
     first_error: list[BaseException] = []
-    _trace_into(model, "", leaf, dict(concrete_args) if concrete_args else None,
-                parts, untraced, first_error)
+    concrete = {**_none_defaults(model), **(concrete_args or {})}
+    _trace_into(model, "", leaf, concrete or None, parts, untraced, first_error)
     if not parts:
         err = first_error[0] if first_error else None
         raise TraceError(_nothing_traces_message(model, err))
     parts.sort(key=lambda p: p.prefix)
     return Trace(model, parts, untraced)
+
+
+def _none_defaults(model: nn.Module) -> dict[str, None]:
+    """The forward's optional arguments that default to None (``mask=None``), fixed to None.
+
+    A proxy is never None, so ``if mask is None:`` would silently trace the branch the usual call
+    (without the argument) does not take; fixed, fx keeps the right branch and the traced copy
+    refuses another value. ``concrete_args={"mask": torch.fx.PH}`` keeps it an input instead.
+    """
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: None for p in parameters if p.default is None
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],

@@ -45,6 +45,14 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     return [finding for finding in findings if not is_suppressed(finding, lines)]
 
 
+def _notebook_syntax_errors(source: SourceFile, enabled: Callable[[str], bool]
+                            ) -> list[Finding]:
+    """BNP000 for each notebook cell that was set aside because it does not parse."""
+    if source.notebook is None or not enabled("BNP000") or not mentions_batchnorm(source.code):
+        return []
+    return [_syntax_finding(*error) for error in source.notebook.syntax_errors]
+
+
 def _syntax_error(code: str, err: cst.ParserSyntaxError) -> Finding:
     """BNP000 with Python's own wording and line when it has one (``'(' was never closed``)."""
     try:
@@ -54,6 +62,10 @@ def _syntax_error(code: str, err: cst.ParserSyntaxError) -> Finding:
         message = python_err.msg
     else:
         row, column, message = err.raw_line, err.raw_column, err.message.splitlines()[0]
+    return _syntax_finding(row, column, message)
+
+
+def _syntax_finding(row: int, column: int, message: str) -> Finding:
     return Finding("BNP000", f"SyntaxError: {message}", Location(row, column, row, column))
 
 
@@ -69,14 +81,15 @@ class FileResult:
 def lint_file(source: SourceFile, enabled: Callable[[str], bool], fix: bool = False) -> FileResult:
     """Lint one file; with ``fix``, rewrite its code until no fixable finding is left."""
     code = source.code
-    findings = lint_code(code, enabled)
+    broken_cells = _notebook_syntax_errors(source, enabled)
+    findings = broken_cells + lint_code(code, enabled)
     first_count = len(findings)
     for _ in range(_MAX_FIX_ROUNDS if fix else 0):
         fixable = [finding for finding in findings if finding.fix_title]
         fixed = apply_fixes(code, fixable) if fixable else code
         if fixed == code:
             break
-        code, findings = fixed, lint_code(fixed, enabled)
+        code, findings = fixed, broken_cells + lint_code(fixed, enabled)
     text = source.rendered(code) if code != source.code else source.text
     return FileResult([_placed(finding, source) for finding in findings], text,
                       max(first_count - len(findings), 0))

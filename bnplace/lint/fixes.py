@@ -15,7 +15,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from bnplace.lint.findings import Finding
 from bnplace.lint.layers import Location
-from bnplace.lint.rules.bnp002 import BIAS_KEYWORD
+from bnplace.lint.layer_calls import argument, bias_parameter
 
 Span = tuple[int, int, int, int]
 
@@ -32,7 +32,7 @@ def _range_span(code_range: CodeRange) -> Span:
 def apply_fixes(code: str, findings: list[Finding]) -> str:
     """``code`` with the fixes of ``findings`` applied; a span touched twice waits a round."""
     swaps: dict[Span, Span] = {}
-    no_bias: dict[Span, str] = {}
+    no_bias: dict[Span, tuple[int | None, str]] = {}
     for finding in findings:
         if finding.code == "BNP001":
             a, b = (_span(layer.location) for layer in finding.layers)
@@ -40,7 +40,8 @@ def apply_fixes(code: str, findings: list[Finding]) -> str:
                 swaps[a], swaps[b] = b, a
         elif finding.code == "BNP002":
             linear = finding.layers[0]
-            no_bias[_span(linear.definition)] = BIAS_KEYWORD[linear.framework]
+            no_bias[_span(linear.definition)] = bias_parameter(linear.framework,
+                                                               linear.type_name)
     wrapper = MetadataWrapper(cst.parse_module(code))
     nodes = _NodesAt(set(swaps))
     wrapper.visit(nodes)
@@ -70,7 +71,7 @@ class _Fixer(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, swaps: dict[Span, Span], nodes: dict[Span, cst.BaseExpression],
-                 no_bias: dict[Span, str]) -> None:
+                 no_bias: dict[Span, tuple[int | None, str]]) -> None:
         super().__init__()
         self.swaps, self.nodes, self.no_bias = swaps, nodes, no_bias
 
@@ -85,12 +86,15 @@ class _Fixer(cst.CSTTransformer):
         return updated
 
 
-def _without_bias(call: cst.Call, keyword: str) -> cst.Call:
-    """``call`` with ``keyword=False``: an existing value replaced, else a new last argument."""
+def _without_bias(call: cst.Call, parameter: tuple[int | None, str]) -> cst.Call:
+    """``call`` with its bias switched off: an existing value (by keyword or position) replaced,
+    else ``keyword=False`` as a new last argument."""
     false = cst.Name("False")
     args = list(call.args)
+    position, keyword = parameter
+    given = argument(call, position, keyword)
     for i, arg in enumerate(args):
-        if arg.keyword is not None and arg.keyword.value == keyword:
+        if given is not None and arg.value is given:
             args[i] = arg.with_changes(value=false)
             return call.with_changes(args=args)
     new = cst.Arg(value=false, keyword=cst.Name(keyword),

@@ -20,6 +20,19 @@ _TORCH_WIDTH = {"Linear": (1, "out_features"), "LazyLinear": (0, "out_features")
                 "BatchNorm": (0, "num_features"), "SyncBatchNorm": (0, "num_features")}
 _KERAS_WIDTH = {"Dense": (0, "units"), "Conv": (0, "filters"), "SeparableConv": (0, "filters"),
                 "Convolution": (0, "filters"), "SeparableConvolution": (0, "filters")}
+# Where the bias switch sits when passed by position (``nn.Linear(64, 10, False)``,
+# ``Dense(64, 'relu', False)``); a Keras conv's positional order changed between versions, so
+# only its keywords are read.
+_TORCH_BIAS_POSITION = {"Linear": 2, "LazyLinear": 1, "Conv": 7, "LazyConv": 6}
+_KERAS_ACTIVATION_POSITION = {"Dense": 1}
+_KERAS_BIAS_POSITION = {"Dense": 2}
+
+
+def bias_parameter(framework: str, name: str) -> tuple[int | None, str]:
+    """(position, keyword) of a linear layer's bias switch."""
+    if framework == "keras":
+        return _KERAS_BIAS_POSITION.get(_family(name)), "use_bias"
+    return _TORCH_BIAS_POSITION.get(_family(name)), "bias"
 
 
 def argument(call: cst.Call, position: int | None, keyword: str) -> cst.BaseExpression | None:
@@ -39,13 +52,16 @@ def _literal_int(node: cst.BaseExpression | None) -> int | None:
     return None
 
 
-def _has_bias(call: cst.Call, keyword: str) -> bool | None:
-    """True when the bias is on (the default), False when switched off, None when computed."""
-    node = argument(call, None, keyword)
+def _has_bias(call: cst.Call, framework: str, name: str) -> bool | None:
+    """True when the bias is on (the default), False when switched off (``False``, ``None``,
+    ``0``: the constructors test its truth), None when computed."""
+    node = argument(call, *bias_parameter(framework, name))
     if node is None:
         return True
-    if isinstance(node, cst.Name) and node.value in ("True", "False"):
+    if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
         return node.value == "True"
+    if isinstance(node, cst.Integer):
+        return bool(node.evaluated_value)
     return None
 
 
@@ -85,15 +101,16 @@ def _torch_fields(call: cst.Call, name: str, kind: LayerKind | None) -> dict:
     fields = {"dims": _dims(name.replace("Lazy", "")),
               "width": _literal_int(argument(call, *width)) if width else None}
     if kind is LayerKind.LINEAR:
-        fields["has_bias"] = _has_bias(call, "bias")
+        fields["has_bias"] = _has_bias(call, "torch", name)
     return fields
 
 
 def _keras_fields(call: cst.Call, name: str) -> dict:
     width = _KERAS_WIDTH.get(_family(name))
     return {"width": _literal_int(argument(call, *width)) if width else None,
-            "has_bias": _has_bias(call, "use_bias"),
-            "activation": _keras_activation(argument(call, None, "activation"))}
+            "has_bias": _has_bias(call, "keras", name),
+            "activation": _keras_activation(
+                argument(call, _KERAS_ACTIVATION_POSITION.get(_family(name)), "activation"))}
 
 
 def read_layer(call: cst.Call, layer_type: LayerType, location: Location, definition: Location,

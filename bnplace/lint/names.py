@@ -71,16 +71,19 @@ class NameResolver:
         return scope.get_qualified_names_for(node) if scope is not None else ()
 
     def dotted(self, node: cst.BaseExpression) -> str | None:
-        """The full dotted name a callee refers to, or None when it is defined in this file."""
+        """The full dotted name a callee refers to, or None when it is defined in this file.
+
+        Only a name is looked up: libcst also qualifies a call by its callee, but the callee
+        ``Dropout(0.5)`` in ``Dropout(0.5)(x)`` is a layer instance, not the class."""
+        text = dotted_text(node)
+        if text is None:
+            return None
         qualified = self._qualified_names(node)
         imported = sorted(q.name for q in qualified if q.source is QualifiedNameSource.IMPORT)
         if imported:
             return imported[0]
         if qualified:
             return None  # a local class/function or a builtin: not a library layer
-        text = dotted_text(node)
-        if text is None:
-            return None
         head, _, rest = text.partition(".")
         if not rest:
             return f"{self._star_modules[0]}.{text}" if self._star_modules else text

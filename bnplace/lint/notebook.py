@@ -8,14 +8,15 @@ back exactly. Cell numbers are 1-based over all cells, as Jupyter shows them.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _BOUNDARY = "# bnplace: cell boundary"
 _PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
-_LINE_MAGIC = re.compile(r"^(\s*)(?:[%!]|[\w.]+\?{1,2}\s*$)")
+_LINE_MAGIC = re.compile(r"^(\s*)(?:[%!?]|[\w.]+\?{1,2}\s*$)")
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!]")
 # Cell magics whose body is still Python; the body of any other (%%bash, %%html) is not linted.
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
@@ -32,6 +33,7 @@ class Notebook:
     starts: list[int]          # first row of each code cell in the joined code
     code: str                  # the joined, neutralised code
     originals: list[str]       # magic lines, by placeholder number
+    syntax_errors: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, msg)
 
     @classmethod
     def parse(cls, text: str) -> Notebook:
@@ -46,7 +48,8 @@ class Notebook:
             if not isinstance(cell, dict) or cell.get("cell_type") != "code":
                 continue
             source = _source_text(cell.get("source", ""))
-            lines = notebook._neutralised(source.splitlines())
+            written = source.splitlines()
+            lines = notebook._parsable(written, notebook._neutralised(written), row)
             notebook.code_cells.append(index)
             notebook.starts.append(row)
             parts.append("\n".join(lines) + "\n")
@@ -68,6 +71,17 @@ class Notebook:
             else:
                 result.append(line)
         return result
+
+    def _parsable(self, written: list[str], lines: list[str], row: int) -> list[str]:
+        """A cell that does not parse (a half-written one) is noted and set aside whole, as
+        written, so the other cells are still linted."""
+        try:
+            ast.parse("\n".join(lines))
+        except SyntaxError as err:
+            self.syntax_errors.append((row + (err.lineno or 1) - 1,
+                                       max((err.offset or 1) - 1, 0), err.msg))
+            return [self._placeholder("", line, "pass  ") for line in written]
+        return lines
 
     def _placeholder(self, prefix: str, original: str, statement: str) -> str:
         self.originals.append(original)

@@ -38,6 +38,8 @@ Layers = tuple[Layer, ...]
 _METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
 # ``self.name`` anywhere but as the target of a plain assignment: the module is read there.
 _READ_SELF_ATTRIBUTE = re.compile(r"\b(self\.\w+)\b(?!\s*=[^=])")
+# ``getattr(self, "bn2")``: the module is read there by its name.
+_GETATTR_SELF = re.compile(r"\bgetattr\(\s*self\s*,\s*[\"'](\w+)[\"']")
 # Module methods that return the module itself (``nn.BatchNorm2d(5).to(device)``).
 _SELF_RETURNING = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train",
                              "eval", "requires_grad_", "type"})
@@ -84,7 +86,8 @@ class _Describer:
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
         self._names = NameResolver(module, self._scopes)
-        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code))
+        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code)) | {
+            f"self.{name}" for name in _GETATTR_SELF.findall(module.code)}
         self._module = module
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
@@ -92,6 +95,7 @@ class _Describer:
         self._nodes: list[_Node] = []
         self._unused: list[Layer] = []
         self._attribute_batchnorms: list[tuple[str, Layer]] = []
+        self._in_sequential_class = False  # ``super().__init__(conv, bn, act)`` builds one
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
@@ -160,10 +164,13 @@ class _Describer:
         methods = [s for s in statement.body.body if isinstance(s, cst.FunctionDef)]
         methods.sort(key=lambda method: method.name.value not in _CONSTRUCTORS)
         attributes: dict[str, Layers] = {}
+        outer, self._in_sequential_class = self._in_sequential_class, any(
+            self._names.is_sequential(base.value) for base in statement.bases)
         for method in methods:
             inherited = {key: _fixed_in_place(layers) for key, layers in attributes.items()}
             frame = self._run_frame(method.body.body, _Frame(values=inherited))
             attributes.update((k, v) for k, v in frame.values.items() if k.startswith("self."))
+        self._in_sequential_class = outer
 
     def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
         if isinstance(small, cst.Assign):
@@ -255,7 +262,8 @@ class _Describer:
         return None
 
     def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:
-        if self._names.is_sequential(call.func):
+        builds_sequential = self._in_sequential_class and _is_super_init(call.func)
+        if builds_sequential or self._names.is_sequential(call.func):
             layers = self._container(call, frame)
             self._emit(layers)
             return layers
@@ -404,6 +412,12 @@ class _Describer:
     def _emit(self, layers: Layers) -> None:
         if len(layers) >= 2:
             self._sequences[layers] = None
+
+
+def _is_super_init(func: cst.BaseExpression) -> bool:
+    """``super().__init__``."""
+    return (isinstance(func, cst.Attribute) and func.attr.value == "__init__"
+            and isinstance(func.value, cst.Call) and dotted_text(func.value.func) == "super")
 
 
 def _fixed_in_place(layers: Layers | None) -> Layers | None:

@@ -68,3 +68,27 @@ def test_finish_graph_module_drops_unused_submodules() -> None:
     assert install_part(model, "", gm) is gm
     x = torch.randn(2, 3)
     torch.testing.assert_close(gm(x), torch.relu(model[0](x)))
+
+
+class LazyNet(nn.Module):
+    """Built without input sizes, as LazyLinear users write it; parameters exist after a call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.LazyLinear(16)
+        self.bn = nn.LazyBatchNorm1d()
+        self.act = nn.ReLU()
+        self.out = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.bn(self.fc(x))))
+
+
+def test_uninitialized_lazy_model_is_rewritten_and_left_lazy() -> None:
+    from bnplace import Placement, drop_redundant_bias, find_chains, rewrite
+
+    model, x = LazyNet(), torch.randn(4, 5)
+    moved = rewrite(model, Placement.AFTER_ACTIVATION, x)
+    assert [c.placement for c in find_chains(moved)] == [Placement.AFTER_ACTIVATION]
+    assert moved(x).shape == (4, 3) and drop_redundant_bias(model)(x).shape == (4, 3)
+    assert all(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())

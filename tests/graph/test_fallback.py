@@ -166,3 +166,28 @@ def test_lazy_modules_with_example_inputs() -> None:
     assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)  # untouched
     assert type(new[1]) is nn.BatchNorm1d and new[0].bias is None
     assert new(torch.randn(3, 5)).shape == (3, 8)
+
+
+class OptionalMask(nn.Module):
+    """``forward(x, mask=None)``: a proxy is never None, so a plain trace takes the mask branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.bn, self.out = nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = torch.relu(self.bn(self.fc(x)))
+        if mask is not None:
+            x = x * mask
+        return self.out(x)
+
+
+def test_optional_argument_left_out_keeps_its_branch() -> None:
+    model, x = identity_batchnorms(OptionalMask()), torch.randn(4, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BnplaceWarning)
+        moved = identity_batchnorms(rewrite(model, Placement.AFTER_ACTIVATION, x))
+    # identity BNs in eval mode: the moved BN changes nothing, the mask branch would
+    torch.testing.assert_close(outputs(moved, x, False), outputs(model, x, False))
+    with pytest.raises(AssertionError, match="mask"):  # refused, never silently ignored
+        moved(x, torch.zeros(4, 8))

@@ -46,6 +46,11 @@ CASES = {
         "    nn.Conv2d(3, 8, 3, bias=False),  # keep me\n"
         "    nn.BatchNorm2d(8),\n"
         ")\n"),
+    "a bias passed by position is switched off where it is": (
+        "net = nn.Sequential(nn.Linear(64, 32, True), nn.BatchNorm1d(32))\n"
+        "m = Sequential([Dense(8, None, True), BatchNormalization()])\n",
+        "net = nn.Sequential(nn.Linear(64, 32, False), nn.BatchNorm1d(32))\n"
+        "m = Sequential([Dense(8, None, False), BatchNormalization()])\n"),
     "two dropouts in a row need two rounds": (
         "m = Sequential([Dense(8, activation='relu'), Dropout(0.2), Dropout(0.2), "
         "BatchNormalization()])\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -26,10 +27,11 @@ def test_findings_name_the_cell_and_count_rows_within_it() -> None:
 
 def test_magics_become_placeholders_that_parse_and_come_back() -> None:
     source = {"cells": [{"cell_type": "code", "source": "%matplotlib inline\n!pip install x\n"
-                         "files = !ls\nlen?\nimport os"},
+                         "files = !ls\nlen?\n?os.path\n??len\nimport os"},
                         {"cell_type": "code", "source": "%%bash\necho hi\n"}]}
     notebook = Notebook.parse(json.dumps(source))
     assert "%" not in notebook.code and "!" not in notebook.code
+    ast.parse(notebook.code)  # help lines too (`len?`, `?os.path`)
     restored = json.loads(notebook.with_code(notebook.code))
     assert restored == source
 
@@ -49,3 +51,18 @@ def test_fix_keeps_outputs_metadata_and_other_cells(fixtures_copy: Path) -> None
     assert "".join(after["cells"][4]["source"]).startswith("%%time\n")
     assert "Dense(64, input_dim=14, use_bias=False)" in "".join(after["cells"][4]["source"])
     assert after["cells"][0] == before["cells"][0]
+
+
+def test_a_cell_that_does_not_parse_is_reported_and_the_others_still_linted(tmp_path) -> None:
+    cells = ["from keras.layers import Dense, Dropout, BatchNormalization",
+             "def half_written(:\n    pass",
+             "x = Dropout(0.5)(x)\nx = BatchNormalization()(x)"]
+    path = tmp_path / "draft.ipynb"
+    document = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "source": c}
+                          for c in cells], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(document))
+    result = _lint(path, fix=True)
+    assert [(f.code, f.cell, f.location.row) for f in result.findings] == [("BNP000", 2, 1)]
+    fixed = json.loads(result.text)["cells"]
+    assert fixed[1]["source"] == cells[1]  # kept as written
+    assert fixed[2]["source"] == "x = BatchNormalization()(x)\nx = Dropout(0.5)(x)"

@@ -32,6 +32,22 @@ def test_layer_names_resolve_through_imports(imports: str) -> None:
     assert code_lines(source) == [("BNP001", len(source.splitlines()))]  # the BN ends the source
 
 
+@pytest.mark.parametrize("imports", [
+    "from keras.layers import Conv2D, BatchNormalization, Dropout",
+    "from tensorflow.keras.layers import Conv2D, BatchNormalization, Dropout",
+    "from keras.layers import *",
+])
+def test_functional_api_with_imported_layers(imports: str) -> None:
+    # libcst qualifies the call ``Dropout(0.25)`` as the class it calls: the layer instance
+    # applied to x must still be a step of the flow, not a layer stored in x
+    source = (f"{imports}\n"
+              "x = Conv2D(32, 3)(inputs)\n"
+              "x = BatchNormalization()(x)\n"
+              "x = Dropout(0.25)(x)\n"
+              "x = BatchNormalization()(x)\n")
+    assert code_lines(source) == [("BNP002", 2), ("BNP001", 5)]
+
+
 def test_a_class_of_the_same_name_defined_here_is_not_a_layer() -> None:
     source = ("class BatchNormalization:\n    pass\n\n"
               "m = Sequential([Dropout(0.5), BatchNormalization()])\nBatchNormalization()\n")
@@ -149,3 +165,19 @@ def test_add_module_and_conditional_expressions_in_forward() -> None:
               + module_source(["self.drop = nn.Dropout(0.5)", "self.bn = nn.BatchNorm1d(8)"],
                               ["x = self.drop(x) if self.training else x", "return self.bn(x)"]))
     assert code_lines(source) == [("BNP002", 4), ("BNP001", 14)]
+
+
+def test_a_sequential_subclass_passes_its_layers_to_super() -> None:
+    # torchvision's ConvBNActivation shape; the same call in a plain Module builds nothing
+    source = ("class ConvBN(nn.Sequential):\n"
+              "    def __init__(self, cin, cout):\n"
+              "        super().__init__(\n"
+              "            nn.Conv2d(cin, cout, 3),\n"
+              "            nn.Dropout(0.1),\n"
+              "            nn.BatchNorm2d(cout),\n"
+              "        )\n"
+              "\n"
+              "class Mixin(Base):\n"
+              "    def __init__(self):\n"
+              "        super().__init__(nn.Dropout(0.1), nn.BatchNorm1d(4))\n")
+    assert code_lines(source) == [("BNP001", 6)]

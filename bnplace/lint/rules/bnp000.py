@@ -6,13 +6,13 @@ RULE = Rule(
     code="BNP000",
     name="syntax-error",
     summary="the file cannot be parsed",
-    what="Reports a source file (or a notebook's code cells) that Python cannot parse, at the line "
-         "of the syntax error. The other files are still linted.",
+    what="Reports a source file (or a notebook's code cell) that Python cannot parse, at the line "
+         "of the syntax error. The other files, and a notebook's other cells, are still linted.",
     why="A file that does not parse cannot be checked for any other rule: saying so beats passing "
         "it silently. (Files that name no BatchNorm are skipped before parsing, so a syntax "
         "error there goes unreported.)",
-    fix="Fix the syntax error; for notebooks, IPython magics (`%matplotlib inline`, `!pip ...`) "
-        "are understood and need no change.",
+    fix="Fix the syntax error; for notebooks, IPython magics (`%matplotlib inline`, `!pip ...`, "
+        "`len?`) are understood and need no change.",
     valid=("model = Sequential([Dense(64), BatchNormalization()])\n",),
     invalid=("model = Sequential([Dense(64), BatchNormalization()]  # <- BNP000\n",),
     check=None,

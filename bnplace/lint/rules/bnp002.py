@@ -56,6 +56,9 @@ RULE = Rule(
         "model.add(Dense(64, use_bias=False))\nmodel.add(BatchNormalization())\n",
         "model.add(Dense(64, activation='relu'))\nmodel.add(BatchNormalization())\n",
         "net = nn.Sequential(nn.Conv2d(3, 16, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU())\n",
+        "model.add(Dense(64, 'relu'))\nmodel.add(BatchNormalization())\n",
+        "net = nn.Sequential(nn.Linear(64, 32, False), nn.BatchNorm1d(32), nn.ReLU())\n",
+        "net = nn.Sequential(nn.Conv2d(3, 16, 3, bias=None), nn.BatchNorm2d(16), nn.ReLU())\n",
     ),
     invalid=(
         "model.add(Dense(64))  # <- BNP002\nmodel.add(BatchNormalization())\n",

@@ -30,6 +30,12 @@ RULE = Rule(
     valid=(
         "model.add(BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001))\n",
         "nl1 = BatchNormalization()\ninsert_layer(model, nl1, 5)\n",
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.bn2 = nn.BatchNorm1d(10)\n"
+        "    def forward(self, x):\n"
+        "        return getattr(self, \"bn2\")(x)\n",
     ),
     invalid=(
         "BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001)  # <- BNP003\n",
