@@ -19,7 +19,7 @@ import click
 
 from bnplace.commands.checkpoints import checkpointed_model, placement_option
 from bnplace.commands.errors import reported_as_usage_errors
-from bnplace.commands.lint import _codes
+from bnplace.commands.lint import parse_codes
 from bnplace.lint import output
 from bnplace.lint.config import ConfigError
 from bnplace.lint.runner import default_settings_of
@@ -58,7 +58,7 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
 
     with reported_as_usage_errors(ConfigError, TraceError):
         settings = default_settings_of(Path.cwd()).overridden(
-            _codes(select), _codes(extend_select) or (), _codes(ignore) or ())
+            parse_codes(select), parse_codes(extend_select) or (), parse_codes(ignore) or ())
         model = checkpointed_model(spec, model_kwargs, placement, checkpoint)
         model.eval()
         enabled = settings.enabled_for(Path(spec.rpartition(":")[0]))

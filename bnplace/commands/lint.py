@@ -16,7 +16,7 @@ from bnplace.lint.rules import RULES
 from bnplace.lint.runner import default_settings_of, lint_paths
 
 
-def _codes(value: str | None) -> tuple[str, ...] | None:
+def parse_codes(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return tuple(code.strip().upper() for code in value.split(",") if code.strip())
@@ -44,7 +44,7 @@ def lint(paths: tuple[Path, ...], select: str | None, extend_select: str | None,
     Exit status: 0 no findings, 1 findings, 2 usage error or unreadable path.
     """
     with reported_as_usage_errors(ConfigError, FileNotFoundError):
-        overrides = (_codes(select), _codes(extend_select) or (), _codes(ignore) or ())
+        overrides = (parse_codes(select), parse_codes(extend_select) or (), parse_codes(ignore) or ())
         default_settings_of(Path.cwd()).overridden(*overrides)  # reject bad codes up front
         report = lint_paths(list(paths) or [Path(".")],
                             lambda folder: default_settings_of(folder).overridden(*overrides),
