@@ -17,6 +17,7 @@ from bnplace.lint.runner import default_settings_of, lint_paths
 
 
 def parse_codes(value: str | None) -> tuple[str, ...] | None:
+    """The codes of a comma-separated ``--select``-style option; None when it was not given."""
     if value is None:
         return None
     return tuple(code.strip().upper() for code in value.split(",") if code.strip())
