@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -28,14 +29,16 @@ _MENTIONS_BATCHNORM = re.compile("|".join(map(re.escape, sorted({
 
 
 def mentions_batchnorm(code: str) -> bool:
-    """The text pre-filter: every rule needs a BatchNorm, so a source naming none is not parsed."""
+    """The text pre-filter: every rule but BNP000 needs a BatchNorm, so a source naming none is
+    only syntax-checked by Python's own (much faster) parser, never parsed by libcst."""
     return _MENTIONS_BATCHNORM.search(code) is not None
 
 
 def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     """The findings for one Python source (rows and columns in ``code``)."""
     if not mentions_batchnorm(code):
-        return []
+        error = _python_syntax_error(code) if enabled("BNP000") else None
+        return [error] if error else []
     try:
         module = cst.parse_module(code)
     except cst.ParserSyntaxError as err:
@@ -48,21 +51,28 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
 def _notebook_syntax_errors(source: SourceFile, enabled: Callable[[str], bool]
                             ) -> list[Finding]:
     """BNP000 for each notebook cell that was set aside because it does not parse."""
-    if source.notebook is None or not enabled("BNP000") or not mentions_batchnorm(source.code):
+    if source.notebook is None or not enabled("BNP000"):
         return []
     return [_syntax_finding(*error) for error in source.notebook.syntax_errors]
 
 
 def _syntax_error(code: str, err: cst.ParserSyntaxError) -> Finding:
     """BNP000 with Python's own wording and line when it has one (``'(' was never closed``)."""
+    return _python_syntax_error(code) or _syntax_finding(
+        err.raw_line, err.raw_column, err.message.splitlines()[0])
+
+
+def _python_syntax_error(code: str) -> Finding | None:
+    """BNP000 from Python's own parser, or None when the code parses."""
     try:
-        ast.parse(code)
-    except SyntaxError as python_err:
-        row, column = python_err.lineno or 1, max((python_err.offset or 1) - 1, 0)
-        message = python_err.msg
-    else:
-        row, column, message = err.raw_line, err.raw_column, err.message.splitlines()[0]
-    return _syntax_finding(row, column, message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes and the like are not ours to report
+            ast.parse(code)
+    except SyntaxError as err:
+        return _syntax_finding(err.lineno or 1, max((err.offset or 1) - 1, 0), err.msg)
+    except ValueError as err:  # a NUL byte
+        return _syntax_finding(1, 0, str(err))
+    return None
 
 
 def _syntax_finding(row: int, column: int, message: str) -> Finding:

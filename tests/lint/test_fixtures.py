@@ -24,3 +24,9 @@ EXPECTED = {
 def test_fixture_findings(name: str) -> None:
     source = (FIXTURES / name).read_text(encoding="utf-8")
     assert code_lines(source, select=ALL_RULES) == EXPECTED[name]
+
+
+def test_a_broken_file_naming_no_batchnorm_is_still_a_syntax_finding() -> None:
+    source = "import torch\n\n\ndef train(model:\n    return model\n"
+    assert code_lines(source, select=ALL_RULES) == [("BNP000", 4)]
+    assert code_lines("import torch\nx = 1\n", select=ALL_RULES) == []
