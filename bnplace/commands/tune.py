@@ -76,11 +76,12 @@ def tune(model_spec: str, model_kwargs: str | None, data: str, placements: str,
     against none), the winner, and in --output: results.json, the winning model (winner.pt,
     winner.pt2 for torch.export.load, winner_state_dict.pt) and two plots.
     """
+    from bnplace.graph import TraceError
     from bnplace.tune import TuneInputError, tune as run_tune
     from bnplace.tune.training import DeviceError
     from bnplace.tune.variants import NoChainError
 
-    with reported_as_usage_errors(TuneInputError, DeviceError, NoChainError):
+    with reported_as_usage_errors(TuneInputError, DeviceError, NoChainError, TraceError):
         chosen = tuple(name for name in placements.split(",") if name.strip())
         kwargs = parse_kwargs(model_kwargs)
         try:

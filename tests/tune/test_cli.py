@@ -67,6 +67,21 @@ def test_model_without_a_chain_is_a_one_line_error(tmp_path):
                             "BatchNorm in; nothing to tune\n"
 
 
+
+def test_untraceable_model_is_a_one_line_error_naming_the_failing_line(tmp_path):
+    model_file = tmp_path / "branchy.py"
+    model_file.write_text("from torch import nn\n\nclass Net(nn.Module):\n"
+                          "    def forward(self, x):\n"
+                          "        if x.sum() > 0:\n"
+                          "            return x\n"
+                          "        return -x\n")
+    result = invoke("--model", f"{model_file}:Net", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: cannot trace Net.forward")
+    assert "branchy.py:5 `if x.sum() > 0:`" in result.output
+    assert len(result.output.splitlines()) == 1
+
+
 def test_help_explains_every_option():
     result = invoke("--help")
     for option in ("--model", "--model-kwargs", "--data", "--trials", "--epochs", "--batch-size",
