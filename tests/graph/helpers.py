@@ -26,6 +26,16 @@ def outputs(model: nn.Module, x: torch.Tensor, train: bool, seed: int = 0) -> to
         return model(x)
 
 
+def assert_follows_train_and_eval(model: nn.Module, reference: nn.Module,
+                                   x: torch.Tensor) -> None:
+    """In eval mode ``model`` is deterministic and matches ``reference``; in train mode its
+    dropout is on (two seeds give two outputs): fx must not have baked the training flag."""
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    torch.testing.assert_close(outputs(model, x, False), outputs(reference, x, False))
+    assert not torch.equal(outputs(model, x, True, seed=1), outputs(model, x, True, seed=2))
+
+
 def placements(model: nn.Module) -> list[str]:
     from bnplace.graph import find_chains
 

@@ -10,7 +10,7 @@ from torch import nn
 from bnplace import Placement
 from bnplace.graph import ChannelLastBatchNorm, find_chains, rewrite
 from bnplace.placement import ACTIVATIONS, LAYER_NAMES, LayerKind
-from tests.graph.helpers import identity_batchnorms, outputs
+from tests.graph.helpers import assert_follows_train_and_eval, identity_batchnorms, outputs
 
 
 class FunctionChain(nn.Module):
@@ -155,16 +155,7 @@ def test_functional_dropout_follows_train_and_eval() -> None:
     model = FunctionalMLP(p=0.5)
     x = torch.randn(16, 1, 8, 8)
     for placement in Placement:
-        new = identity_batchnorms(rewrite(model, placement))
-        new.eval()
-        assert torch.equal(new(x), new(x))
-        torch.testing.assert_close(outputs(new, x, False), outputs(model, x, False))
-        new.train()
-        torch.manual_seed(1)
-        a = new(x)
-        torch.manual_seed(2)
-        b = new(x)
-        assert not torch.equal(a, b)  # dropout is on in training
+        assert_follows_train_and_eval(identity_batchnorms(rewrite(model, placement)), model, x)
 
 
 @pytest.mark.parametrize("conv, shape, bn", [
