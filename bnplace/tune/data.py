@@ -45,6 +45,9 @@ class TensorBatches:
         home = device if size <= ON_DEVICE_LIMIT_BYTES else torch.device("cpu")
         return TensorBatches(self.inputs.to(home), self.targets.to(home), device)
 
+    def with_float_inputs(self) -> TensorBatches:
+        return TensorBatches(self.inputs.float(), self.targets, self.device)
+
     def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         """Random batches covering the set once; a last batch of one sample is skipped (BN needs two)."""
         order = torch.randperm(len(self), generator=generator).to(self.inputs.device)
@@ -138,14 +141,16 @@ def _fitted(name: str, inputs: np.ndarray, targets: np.ndarray, model: nn.Module
 
     x = torch.as_tensor(inputs, dtype=torch.float32)
     y = torch.as_tensor(targets, dtype=torch.long)
-    x = _accepted_shape(model, [x, x.reshape(len(x), 1, 8, 8)])
+    x = _accepted_shape(model, [x, x.reshape(len(x), 1, 8, 8)],
+                        hint="; give it data it takes with --data module.py:function")
     train_x, val_x, train_y, val_y = train_test_split(
         x, y, test_size=VAL_FRACTION, stratify=y, random_state=SPLIT_SEED)
     return Dataset(name, TensorBatches(train_x, train_y), TensorBatches(val_x, val_y), x[:2])
 
 
-def _accepted_shape(model: nn.Module, candidates: list[torch.Tensor]) -> torch.Tensor:
-    """The first candidate layout (vectors, images...) that the model runs on without error."""
+def _accepted_shape(model: nn.Module, candidates: list[torch.Tensor],
+                    hint: str = "") -> torch.Tensor:
+    """The first candidate layout (vectors, images, dtypes) that the model runs on without error."""
     errors = []
     was_training = model.training
     model.eval()
@@ -159,7 +164,8 @@ def _accepted_shape(model: nn.Module, candidates: list[torch.Tensor]) -> torch.T
                 errors.append(f"{tuple(candidate.shape[1:])}: {type(err).__name__}: {err}")
     finally:
         model.train(was_training)
-    raise SpecError("the model accepts none of the data's input shapes: " + "; ".join(errors))
+    raise SpecError("the model accepts none of the data's input shapes: " + "; ".join(errors)
+                    + hint)
 
 
 def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
@@ -174,8 +180,12 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
         raise SpecError(f"data {name!r} must return (train, val), got {type(pair).__name__}")
     train, val = (_batches(part, label) for part, label in zip(pair, ("train", "val")))
     example = _first_inputs(train)[:2]
-    _accepted_shape(model, [example])
-    return Dataset(name, train, val, example)
+    convertible = not example.is_floating_point() and all(
+        isinstance(part, TensorBatches) for part in (train, val))
+    accepted = _accepted_shape(model, [example, example.float()] if convertible else [example])
+    if accepted is not example:  # integer inputs (pixels) that the model takes only as floats
+        train, val = train.with_float_inputs(), val.with_float_inputs()  # type: ignore[union-attr]
+    return Dataset(name, train, val, accepted)
 
 
 def _batches(part: Any, label: str) -> Batches:
@@ -185,8 +195,7 @@ def _batches(part: Any, label: str) -> Batches:
         part = part.tensors
     if isinstance(part, (tuple, list)) and len(part) == 2:
         inputs, targets = (torch.as_tensor(t) for t in part)
-        return TensorBatches(inputs.float() if not inputs.is_floating_point() else inputs,
-                             targets.long())
+        return TensorBatches(inputs, targets.long())  # integer inputs may be token ids
     raise SpecError(f"{label} data must be an (inputs, targets) pair, a TensorDataset or a "
                     f"DataLoader, got {type(part).__name__}")
 

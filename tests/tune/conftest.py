@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import optuna
 import pytest
 import torch
+from torch import nn
 
 from bnplace.tune.storage import is_counted, with_installed_driver
 from examples.models import MLP
@@ -24,6 +25,25 @@ TINY_KWARGS = '{"hidden": [16]}'
 def tiny_mlp() -> MLP:
     """One hidden chain of 16 units: trains an epoch of digits in a few milliseconds."""
     return MLP(hidden=(16,))
+
+
+class TokenBag(nn.Module):
+    """Embeds integer token ids: its inputs must stay integers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.hidden = nn.Sequential(nn.Linear(16, 16), nn.ReLU())
+        self.out = nn.Linear(16, 10)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(self.embed(tokens).mean(dim=1)))
+
+
+def integer_pairs(high: int, features: int):
+    """(train, val) of 30 and 10 rows of integer features below ``high``."""
+    x, y = torch.randint(0, high, (40, features)), torch.randint(0, 10, (40,))
+    return (x[:30], y[:30]), (x[30:], y[30:])
 
 
 def cli(*args: str) -> list[str]:

@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits
 from bnplace.loading import SpecError
 from bnplace.tune.data import LoaderBatches, TensorBatches, load_data
 from examples.models import MLP, SmallCNN
+from tests.tune.conftest import TokenBag, integer_pairs
 
 
 def test_digits_are_vectors_for_an_mlp_and_images_for_a_cnn():
@@ -58,8 +59,21 @@ def test_user_data_accepts_pairs_datasets_and_loaders(wrap, kind):
     assert torch.equal(data.example, train[0][:2])
 
 
+def test_integer_token_ids_stay_integers_for_an_embedding_model():
+    data = load_data(lambda: integer_pairs(50, 6), TokenBag())
+    assert data.train.inputs.dtype == data.val.inputs.dtype == data.example.dtype == torch.int64
+
+
+def test_integer_pixels_become_floats_for_a_model_that_takes_only_floats():
+    data = load_data(lambda: integer_pairs(256, 64), MLP())
+    assert data.train.inputs.dtype == data.val.inputs.dtype == data.example.dtype == torch.float32
+
+
 def test_user_data_of_the_wrong_shape_is_a_one_line_error():
     with pytest.raises(SpecError, match="must return \\(train, val\\)"):
         load_data(lambda: torch.zeros(3), MLP())
-    with pytest.raises(SpecError, match="accepts none of the data's input shapes"):
+    with pytest.raises(SpecError, match="accepts none of the data's input shapes.*--data module"):
         load_data("digits", nn.Sequential(nn.Linear(3, 2)))
+    with pytest.raises(SpecError, match="accepts none of the data's input shapes: \\(64,\\)") as own:
+        load_data(lambda: _pairs(), nn.Sequential(nn.Linear(3, 2)))
+    assert "--data" not in str(own.value)  # the hint is for the built-in sets only

@@ -16,7 +16,7 @@ from bnplace.tune.data import load_data
 from bnplace.tune.options import TuneOptions
 from bnplace.tune.training import accuracy, resolve_device
 from bnplace.tune.variants import NoChainError
-from tests.tune.conftest import tiny_mlp
+from tests.tune.conftest import TokenBag, integer_pairs, tiny_mlp
 
 NUMBER_OR_NULL = {"type": ["number", "null"]}
 RESULTS_SCHEMA = {
@@ -142,3 +142,9 @@ def test_cuda_study_trains_on_the_gpu(tmp_path):
     result = bnplace.tune(tiny_mlp, trials=4, epochs=2, device="cuda", output=tmp_path,
                           progress=False)
     assert result.best["val_accuracy"] > 0.5
+
+
+def test_a_model_of_integer_token_ids_trains_on_them(tmp_path):
+    result = bnplace.tune(TokenBag, data=lambda: integer_pairs(50, 6), trials=4, epochs=1,
+                          output=tmp_path, progress=False)
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 4
