@@ -141,16 +141,18 @@ def _fitted(name: str, inputs: np.ndarray, targets: np.ndarray, model: nn.Module
 
     x = torch.as_tensor(inputs, dtype=torch.float32)
     y = torch.as_tensor(targets, dtype=torch.long)
-    x = _accepted_shape(model, [x, x.reshape(len(x), 1, 8, 8)],
-                        hint="; give it data it takes with --data module.py:function")
+    x, output = _accepted_layout(model, [x, x.reshape(len(x), 1, 8, 8)],
+                                 hint="; give it data it takes with --data module.py:function")
     train_x, val_x, train_y, val_y = train_test_split(
         x, y, test_size=VAL_FRACTION, stratify=y, random_state=SPLIT_SEED)
-    return Dataset(name, TensorBatches(train_x, train_y), TensorBatches(val_x, val_y), x[:2])
+    train, val = TensorBatches(train_x, train_y), TensorBatches(val_x, val_y)
+    _check_classes(output, train, val)
+    return Dataset(name, train, val, x[:2])
 
 
-def _accepted_shape(model: nn.Module, candidates: list[torch.Tensor],
-                    hint: str = "") -> torch.Tensor:
-    """The first candidate layout (vectors, images, dtypes) that the model runs on without error."""
+def _accepted_layout(model: nn.Module, candidates: list[torch.Tensor],
+                     hint: str = "") -> tuple[torch.Tensor, Any]:
+    """The first candidate layout (vectors, images, dtypes) the model runs on, and its output."""
     errors = []
     was_training = model.training
     model.eval()
@@ -158,8 +160,7 @@ def _accepted_shape(model: nn.Module, candidates: list[torch.Tensor],
         for candidate in candidates:
             try:
                 with torch.no_grad():
-                    model(candidate[:2])
-                return candidate
+                    return candidate, model(candidate[:2])
             except Exception as err:  # the user's model: any error means "not this shape"
                 errors.append(f"{tuple(candidate.shape[1:])}: {type(err).__name__}: {err}")
     finally:
@@ -182,9 +183,11 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
     example = _first_inputs(train)[:2]
     convertible = not example.is_floating_point() and all(
         isinstance(part, TensorBatches) for part in (train, val))
-    accepted = _accepted_shape(model, [example, example.float()] if convertible else [example])
+    accepted, output = _accepted_layout(model, [example, example.float()] if convertible
+                                        else [example])
     if accepted is not example:  # integer inputs (pixels) that the model takes only as floats
         train, val = train.with_float_inputs(), val.with_float_inputs()  # type: ignore[union-attr]
+    _check_classes(output, train, val)
     return Dataset(name, train, val, accepted)
 
 
@@ -195,9 +198,32 @@ def _batches(part: Any, label: str) -> Batches:
         part = part.tensors
     if isinstance(part, (tuple, list)) and len(part) == 2:
         inputs, targets = (torch.as_tensor(t) for t in part)
-        return TensorBatches(inputs, targets.long())  # integer inputs may be token ids
+        return TensorBatches(inputs, _class_indices(targets, label))  # inputs may be token ids
     raise SpecError(f"{label} data must be an (inputs, targets) pair, a TensorDataset or a "
                     f"DataLoader, got {type(part).__name__}")
+
+
+def _class_indices(targets: torch.Tensor, label: str) -> torch.Tensor:
+    """``targets`` as class indices; the tuner trains classifiers (cross-entropy, accuracy)."""
+    whole = not targets.is_floating_point() or bool((targets == targets.round()).all())
+    if targets.dim() != 1 or not whole or bool((targets < 0).any()):
+        raise SpecError(f"{label} targets must be class indices (one non-negative integer per "
+                        f"sample), got {targets.dtype} of shape {tuple(targets.shape)}: the "
+                        "tuner trains classifiers with cross-entropy")
+    return targets.long()
+
+
+def _check_classes(output: Any, *parts: Batches) -> None:
+    """The model must score classes, and every target name one, or each trial would fail alike."""
+    if not isinstance(output, torch.Tensor) or output.dim() != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise SpecError(f"the model must return one row of class scores per sample, got {shape}: "
+                        "the tuner trains classifiers with cross-entropy")
+    classes = output.shape[1]
+    for part in parts:
+        if isinstance(part, TensorBatches) and len(part) and int(part.targets.max()) >= classes:
+            raise SpecError(f"targets go up to class {int(part.targets.max())} but the model "
+                            f"gives {classes} outputs per sample")
 
 
 def _first_inputs(batches: Batches) -> torch.Tensor:

@@ -77,3 +77,27 @@ def test_user_data_of_the_wrong_shape_is_a_one_line_error():
     with pytest.raises(SpecError, match="accepts none of the data's input shapes: \\(64,\\)") as own:
         load_data(lambda: _pairs(), nn.Sequential(nn.Linear(3, 2)))
     assert "--data" not in str(own.value)  # the hint is for the built-in sets only
+
+
+def test_regression_targets_are_refused_before_any_training():
+    x = torch.randn(40, 64)
+    with pytest.raises(SpecError, match="train targets must be class indices.*torch.float32"):
+        load_data(lambda: ((x[:30], torch.randn(30)), (x[30:], torch.randn(10))), MLP())
+
+
+def test_targets_beyond_the_models_outputs_are_refused():
+    (train_x, train_y), val = _pairs()
+    train_y[3] = 12
+    with pytest.raises(SpecError, match="targets go up to class 12 but the model gives 10 outputs"):
+        load_data(lambda: ((train_x, train_y), val), MLP())
+    with pytest.raises(SpecError, match="targets go up to class 9 but the model gives 4 outputs"):
+        load_data("digits", MLP(num_classes=4))
+
+
+def test_a_model_that_returns_no_class_scores_is_refused():
+    class TwoHeads(MLP):
+        def forward(self, x):
+            return super().forward(x), x
+
+    with pytest.raises(SpecError, match="one row of class scores per sample, got tuple"):
+        load_data("digits", TwoHeads())
