@@ -193,3 +193,12 @@ def test_checkpoint_statistics_are_used_as_they_are(tmp_path) -> None:
                          "synthetic", "--threshold", "100")
     row = next(line for line in out.splitlines() if line.lstrip().startswith("bn "))
     assert code == 0 and "*" not in row  # measured against the checkpoint's running variance
+
+
+def test_model_that_reads_shapes_is_traced_with_the_data() -> None:
+    model = "tests.graph.test_concrete_tracing:DigitsNet"  # the tutorial LeNet's forward
+    code, out, err = check("--model", model, "--batches", "1")
+    assert code == 0, err
+    assert f"note: `{model}` was traced with shapes fixed from the data at " in err
+    code, _, err = check("--model", model, "--no-measure")
+    assert code == 2 and "for s in size:" in err

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from bnplace.cli import main
 
 MODELS = "examples/models.py"
+LENET = "tests/graph/test_concrete_tracing.py:Net"  # the tutorial LeNet: it reads shapes
 
 
 def run(*args: str):
@@ -111,3 +112,18 @@ def test_untraceable_model_is_one_line_exit_2(tmp_path: Path) -> None:
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "cannot trace Loop.forward" in lines[0]
     assert "while x.norm() > 1" in lines[0] and "leaf_modules" in lines[0]
+
+
+def test_model_that_reads_shapes_traces_with_input_shape(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["rewrite", "--model", LENET, "--placement", "none"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "for s in size:" in lines[0] and "--input-shape" in lines[0]
+    target = tmp_path / "lenet.pt"
+    result = run("--model", LENET, "--placement", "before-activation", "--input-shape", "1,32,32",
+                 "--output", str(target))
+    assert result.exit_code == 0, result.output
+    assert "4 chains in Net" in result.output
+    assert "shapes fixed from the example inputs" in " ".join(result.output.split())
+    model = torch.load(target, weights_only=False).eval()
+    assert model(torch.randn(3, 1, 32, 32)).shape == (3, 10)

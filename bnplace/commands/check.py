@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +24,9 @@ from bnplace.commands.lint import parse_codes
 from bnplace.lint import output
 from bnplace.lint.config import ConfigError
 from bnplace.lint.runner import default_settings_of
+
+if TYPE_CHECKING:
+    from bnplace.tune.data import Dataset
 
 
 @click.command("check")
@@ -62,14 +66,22 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
         model = checkpointed_model(spec, model_kwargs, placement, checkpoint)
         model.eval()
         enabled = settings.enabled_for(Path(spec.rpartition(":")[0]))
-        traced = trace(model)
+        dataset = None
+        if measure:  # loaded first: its example batch also traces a forward that reads shapes
+            from bnplace.tune.data import load_data
+
+            dataset = load_data(data, model)
+        traced = trace(model, example_inputs=dataset.example if dataset is not None else None)
         findings = [replace(finding, path=spec)
                     for finding in run_rules(describe_model(traced), enabled)]
-        table, shifted = _measured_shift(model, data, batches, batch_size, threshold) \
-            if measure else ([], [])
+        table, shifted = _measured_shift(model, dataset, batches, batch_size, threshold) \
+            if dataset is not None else ([], [])
     for name, why in traced.untraced.items():
         click.echo(f"note: the rules cannot see inside `{name or spec}`, whose forward does not "
                    f"trace: {why}", err=True)
+    for name, where in traced.concrete.items():
+        click.echo(f"note: `{name or spec}` was traced with shapes fixed from the data at {where}",
+                   err=True)
     if output_format == "text":
         click.echo(output.text(findings, color=sys.stdout.isatty()))
     else:
@@ -79,13 +91,11 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
     sys.exit(int(bool(findings) or bool(shifted)))
 
 
-def _measured_shift(model: object, data: str, batches: int, batch_size: int, threshold: float
-                    ) -> tuple[list[str], list[str]]:
+def _measured_shift(model: object, dataset: Dataset, batches: int, batch_size: int,
+                    threshold: float) -> tuple[list[str], list[str]]:
     """Measure; the table to print and the names of the BNs over the threshold."""
     from bnplace.graph.variance import variance_shift
-    from bnplace.tune.data import load_data
 
-    dataset = load_data(data, model)
     inputs = [x for x, _ in itertools.islice(dataset.train.in_order(batch_size), batches)]
     shifts = variance_shift(model, inputs)
     shifted = [s.batchnorm for s in shifts if s.shift > threshold]

@@ -27,7 +27,9 @@ PLACEMENTS = ", ".join(p.value for p in Placement)
               help="The shape of one input sample, without the batch axis (e.g. 1,28,28). "
                    "Gives BatchNorm its kind from the real output shapes (a Linear on (N, L, C) "
                    "input gets a BatchNorm over the last axis); shapes are found on fake "
-                   "tensors, nothing is computed.")
+                   "tensors. A forward that reads shapes in Python (`for s in x.size()[1:]`) "
+                   "is traced with them fixed: it runs on random inputs of this shape, and the "
+                   "graph is kept when it gives the model's outputs.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE",
               help="Save the rewritten model with torch.save. Load it with "
@@ -61,7 +63,8 @@ def rewrite(spec: str, placement_name: str, model_kwargs: str | None, input_shap
             chains = graph.find_chains(model, example_inputs=example)
             new = graph.rewrite(model, placement, example_inputs=example)
         except graph.TraceError as err:
-            raise InputError(str(err)) from None
+            hint = "" if example is not None else " (here: --input-shape gives example inputs)"
+            raise InputError(f"{err}{hint}") from None
         except Exception as err:  # the user's model failed under tracing: one line, not a trace
             raise InputError(f"rewriting {spec!r} failed: {type(err).__name__}: "
                              f"{_first_line(err)}") from None
@@ -80,7 +83,7 @@ def rewrite(spec: str, placement_name: str, model_kwargs: str | None, input_shap
     console.print(f"[bold]Rewritten to {placement}:[/]")
     click.echo(str(new).rstrip())
     if output is not None:
-        saved = _save(new, output)
+        saved = _save(new, output, example)
         console.print(f"saved {saved} to {output}")
 
 
@@ -136,7 +139,7 @@ def _chain_table(chains: Any, model_name: str) -> Any:
     return table
 
 
-def _save(model: Any, path: Path) -> str:
+def _save(model: Any, path: Path, example: Any) -> str:
     """torch.save a self-contained GraphModule when the whole model traces, else the model."""
     import torch
     from torch import fx
@@ -146,7 +149,7 @@ def _save(model: Any, path: Path) -> str:
     saved: Any = model
     if not isinstance(model, fx.GraphModule):
         try:
-            traced = trace(model)
+            traced = trace(model, example_inputs=example)
         except Exception:
             traced = None
         if traced is not None and traced.complete and not traced.parts[0].training_dependent:

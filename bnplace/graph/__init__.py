@@ -1,6 +1,7 @@
 """The torch.fx side of bnplace: trace a model, find its chains, rewrite their BatchNorm placement.
 
-* :func:`trace` — fx-trace a model keeping chain layers whole, falling back to traceable parts.
+* :func:`trace` — fx-trace a model keeping chain layers whole, falling back to traceable parts
+  (with example inputs, also a forward that reads shapes in Python: :mod:`.concrete`).
 * :func:`find_chains` — the linear → activation → dropout chains, their BN and placement.
 * :func:`rewrite` — a new model with every chain (or the ones named) at a placement.
 * :func:`drop_redundant_bias` — a new model without the biases that feed straight into BN.

@@ -65,10 +65,12 @@ def drop_redundant_bias(model: nn.Module, example_inputs: Any = None, *,
     """A copy of ``model`` where every linear layer feeding straight into BN has no bias.
 
     Outputs are unchanged in train and eval mode; ``model`` itself is untouched.
-    ``example_inputs`` is accepted for symmetry with :func:`~bnplace.graph.rewrite` and unused.
+    ``example_inputs`` let a forward that reads shapes in Python be traced (see
+    :func:`~bnplace.graph.trace`).
     """
     new = copy_module(model)
-    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
+    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args,
+                   example_inputs=example_inputs)
     for linear_name, bn_name in linear_batchnorm_pairs(traced):
         move_bias_into_batchnorm(new.get_submodule(linear_name), new.get_submodule(bn_name))
     return new

@@ -61,7 +61,8 @@ class Chain:
 class ChainList(list):
     """The chains of a model (a list), plus ``untraced``: the parts left untraced, and why.
 
-    ``trace`` is the :class:`~bnplace.graph.tracing.Trace` the chains were found in.
+    ``trace`` is the :class:`~bnplace.graph.tracing.Trace` the chains were found in; ``concrete``
+    its parts traced with shapes fixed from the example inputs, and where.
     """
 
     untraced: dict[str, str]
@@ -72,6 +73,10 @@ class ChainList(list):
         super().__init__(chains)
         self.untraced = dict(untraced or {})
         self.trace = traced
+
+    @property
+    def concrete(self) -> dict[str, str]:
+        return self.trace.concrete if self.trace is not None else {}
 
     def by_linear(self) -> dict[str, Chain]:
         return {c.linear: c for c in self}
@@ -84,10 +89,12 @@ def find_chains(model: nn.Module, example_inputs: Any = None, *,
     """Find every linear → activation → (dropout) chain of ``model`` and its BatchNorm placement.
 
     ``example_inputs`` (a tensor or a tuple of them) fills in :attr:`Chain.shape` by shape
-    propagation on fake tensors (no statistic moves). Pass ``traced`` to reuse a :func:`trace`.
+    propagation on fake tensors (no statistic moves), and let a forward that reads shapes in Python
+    be traced (see :func:`trace`). Pass ``traced`` to reuse a :func:`trace`.
     """
     if traced is None:
-        traced = trace(model, leaf_modules=leaf_modules, concrete_args=concrete_args)
+        traced = trace(model, leaf_modules=leaf_modules, concrete_args=concrete_args,
+                       example_inputs=example_inputs)
     if example_inputs is not None:
         from bnplace.graph.shapes import propagate_shapes
         propagate_shapes(traced, example_inputs)

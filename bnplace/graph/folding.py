@@ -72,7 +72,8 @@ def fold(model: nn.Module, example_inputs: Any = None, *,
     """An eval-mode copy of ``model`` with every foldable BatchNorm merged into a linear layer.
 
     Outputs equal ``model.eval()``'s to rounding. ``example_inputs`` (optional) lets shapes be
-    checked: a Linear's output rank under a ``BatchNorm1d``, the channel layout of a ``view``.
+    checked: a Linear's output rank under a ``BatchNorm1d``, the channel layout of a ``view``;
+    and a forward that reads shapes in Python be traced (see :func:`~bnplace.graph.trace`).
     Without them a Linear feeding or fed by ``BatchNorm1d`` is taken to work on ``(N, C)``.
     :func:`fold_with_report` also says which BNs were left and why.
     """
@@ -86,7 +87,8 @@ def fold_with_report(model: nn.Module, example_inputs: Any = None, *,
                      ) -> tuple[nn.Module, FoldReport]:
     """:func:`fold`, plus the report of what was folded into what and what was left, and why."""
     new = copy_module(model).eval()
-    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
+    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args,
+                   example_inputs=example_inputs)
     if example_inputs is not None:
         propagate_shapes(traced, example_inputs)
     folder = _Folder(new, traced.parts)

@@ -51,18 +51,25 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     ``none``. With ``drop_bias``, a linear layer feeding straight into BN loses its bias and the
     BN's running mean is shifted by it (outputs unchanged, see :func:`drop_redundant_bias`).
     Chains that cannot be rewritten safely stay as they are, with a :class:`BnplaceWarning`.
+    ``example_inputs`` also let a forward that reads shapes in Python be traced (see
+    :func:`~bnplace.graph.trace`); a part traced that way holds those shapes as constants, with a
+    :class:`BnplaceWarning` saying where.
     """
     new = copy_module(model)
-    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args)
+    traced = trace(new, leaf_modules=leaf_modules, concrete_args=concrete_args,
+                   example_inputs=example_inputs)
     if example_inputs is not None:
         propagate_shapes(traced, example_inputs, real_fallback=True)
     chains = find_chains(new, traced=traced)
     wanted = _wanted_placements(chains, placement)
-    if traced.untraced:
-        left = "; ".join(f"`{name or type(model).__name__}`: {why}"
-                         for name, why in traced.untraced.items())
-        warnings.warn(f"bnplace: left untraced (rewritten only inside their traceable parts): "
-                      f"{left}", BnplaceWarning, stacklevel=2)
+    for what, parts in (
+            ("left untraced (rewritten only inside their traceable parts)", traced.untraced),
+            ("traced with shapes fixed from the example inputs (constants in the graph, which "
+             "gave the model's outputs at their batch size and another)", traced.concrete)):
+        if parts:
+            listed = "; ".join(f"`{name or type(model).__name__}`: {why}"
+                               for name, why in parts.items())
+            warnings.warn(f"bnplace: {what}: {listed}", BnplaceWarning, stacklevel=2)
 
     todo: dict[str, list[tuple[Chain, Placement]]] = {}
     for chain in chains:

@@ -15,6 +15,10 @@ Two things differ from ``torch.fx.symbolic_trace``:
   ``get_attr('training')`` node when passed to a call, so the traced code reads ``self.training``
   like the original did. A stand-in used in control flow (``if self.training:``) marks the part
   :attr:`TracedPart.training_dependent`: its graph holds only the branch taken while tracing.
+
+When the forward fails only because Python reads a shape (``for s in x.size()[1:]``) and example
+inputs are given, the model is traced again with those shapes fixed (see
+:mod:`bnplace.graph.concrete`); such a part says where in :attr:`TracedPart.concrete`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import functools
 import inspect
 import os
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +102,7 @@ class ChainTracer(fx.Tracer):
         self._training_node: fx.Node | None = None
         self.flags: list[_TrainingFlag] = []
         self.baked: str | None = None  # why self.training had to be baked in, if it was
+        self.fixed: list[str] = []  # where a real value stood in for a proxy (ConcreteTracer)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types):
@@ -140,6 +145,7 @@ class TracedPart:
     graph: fx.Graph
     training_dependent: str | None = None  # why the graph holds one training mode only, if so
     opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: no trace
+    concrete: str | None = None  # where shapes were fixed from the example inputs (file:line)
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
     _modules: dict[str, nn.Module] | None = field(default=None, repr=False)
 
@@ -175,28 +181,41 @@ class Trace:
         """True when the whole model traced as one graph."""
         return len(self.parts) == 1 and self.parts[0].prefix == "" and not self.untraced
 
+    @property
+    def concrete(self) -> dict[str, str]:
+        """The parts traced with shapes fixed from the example inputs, and where they were fixed."""
+        return {p.prefix: p.concrete for p in self.parts if p.concrete}
+
 
 def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (),
-          concrete_args: Mapping[str, Any] | None = None) -> Trace:
+          concrete_args: Mapping[str, Any] | None = None, example_inputs: Any = None) -> Trace:
     """Trace ``model`` with :class:`ChainTracer`, falling back to its traceable parts.
 
     When a submodule's forward does not trace, it is kept whole (a leaf) and traced on its own,
     down to its children if need be; when the model's own forward does not trace, its children are
     traced one by one. ``Trace.untraced`` says which forwards were left and why. Raises
     :class:`TraceError` only when no part traces at all. ``concrete_args`` applies to the model's
-    own forward.
+    own forward. With ``example_inputs`` (a tensor or a tuple), a model that does not trace is
+    traced again with the shapes its Python code reads fixed from them, and kept when that graph
+    gives the model's outputs at their batch size and another (:mod:`bnplace.graph.concrete`).
     """
     leaf = tuple(leaf_modules)
     parts: list[TracedPart] = []
     untraced: dict[str, str] = {}
     first_error: list[BaseException] = []
     concrete = {**_none_defaults(model), **(concrete_args or {})}
-    _trace_into(model, "", leaf, concrete or None, parts, untraced, first_error)
+    inputs = None if example_inputs is None else _as_tuple(example_inputs)
+    rejected = _trace_into(model, "", leaf, concrete or None, parts, untraced, first_error, inputs)
     if not parts:
         err = first_error[0] if first_error else None
-        raise TraceError(_nothing_traces_message(model, err))
+        raise TraceError(_nothing_traces_message(model, err, rejected, inputs is not None))
     parts.sort(key=lambda p: p.prefix)
     return Trace(model, parts, untraced)
+
+
+def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
+    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) \
+        else (example_inputs,)
 
 
 def _none_defaults(model: nn.Module) -> dict[str, None]:
@@ -216,38 +235,97 @@ def _none_defaults(model: nn.Module) -> dict[str, None]:
 
 def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
                 concrete_args: dict[str, Any] | None, parts: list[TracedPart],
-                untraced: dict[str, str], first_error: list[BaseException]) -> None:
-    opaque: list[str] = []
-    while True:
-        tracer = ChainTracer(leaf, opaque)
-        try:
-            graph = _trace_with_flags(tracer, module, concrete_args)
-        except Exception as err:  # user code: anything can fail while tracing
-            if not first_error:
-                first_error.append(err)
-            culprit = tracer.failed_in
-            if culprit and culprit not in opaque:
-                opaque.append(culprit)
-                untraced[_join(prefix, culprit)] = _describe_error(err)
-                continue
-            untraced[prefix] = _describe_error(err)
-            for name, child in module.named_children():
-                if not _is_chain_leaf(child, leaf):
-                    _trace_into(child, _join(prefix, name), leaf, None, parts, untraced,
-                                first_error)
-            return
-        break
+                untraced: dict[str, str], first_error: list[BaseException],
+                example_inputs: tuple[Any, ...] | None = None) -> str | None:
+    """Trace ``module`` (or what of it traces) into ``parts``. Returns why tracing it with shapes
+    fixed from ``example_inputs`` was rejected, if it was."""
+    attempt = _attempt(module, lambda opaque: ChainTracer(leaf, opaque), concrete_args)
+    rejected = None
+    if attempt.errors and example_inputs is not None:
+        attempt, rejected = _concrete_attempt(module, leaf, concrete_args, example_inputs,
+                                              attempt)
+    for name, err in attempt.errors.items():
+        if not first_error:
+            first_error.append(err)
+        untraced[_join(prefix, name)] = _describe_error(err) + (f"; {rejected}" if rejected else "")
+    if attempt.graph is None:
+        _trace_children(module, prefix, leaf, parts, untraced, first_error)
+        return rejected
+    tracer = attempt.tracer
     dependent = tracer.baked or next(
         (f"the forward of `{_join(prefix, f.owner) or type(module).__name__}` branches on "
          f"self.training, so a traced copy would keep only one branch"
          for f in tracer.flags if f.used_in_control_flow), None)
-    parts.append(TracedPart(prefix, module, graph, dependent, tuple(opaque)))
-    for name in opaque:
-        sub = module.get_submodule(name)
-        for child_name, child in sub.named_children():
-            if not _is_chain_leaf(child, leaf):
-                _trace_into(child, _join(prefix, f"{name}.{child_name}"), leaf, None, parts,
-                            untraced, first_error)
+    parts.append(TracedPart(prefix, module, attempt.graph, dependent, tuple(attempt.opaque),
+                            ", ".join(tracer.fixed) or None))
+    for name in attempt.opaque:
+        _trace_children(module.get_submodule(name), _join(prefix, name), leaf, parts, untraced,
+                        first_error)
+    return rejected
+
+
+def _trace_children(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
+                    parts: list[TracedPart], untraced: dict[str, str],
+                    first_error: list[BaseException]) -> None:
+    for name, child in module.named_children():
+        if not _is_chain_leaf(child, leaf):
+            _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
+
+
+@dataclass
+class _Attempt:
+    """One way of tracing a module: its graph (None when its own forward failed), the submodules
+    kept whole, and the error that made each of them (or the module itself, under '') fail."""
+
+    tracer: ChainTracer
+    graph: fx.Graph | None
+    opaque: list[str]
+    errors: dict[str, BaseException]
+
+
+def _attempt(module: nn.Module, make_tracer: Callable[[list[str]], ChainTracer],
+             concrete_args: dict[str, Any] | None) -> _Attempt:
+    """Trace ``module``, keeping each submodule whose forward fails whole and trying again."""
+    opaque: list[str] = []
+    errors: dict[str, BaseException] = {}
+    while True:
+        tracer = make_tracer(opaque)
+        try:
+            graph = _trace_with_flags(tracer, module, concrete_args)
+        except Exception as err:  # user code: anything can fail while tracing
+            culprit = tracer.failed_in
+            if culprit and culprit not in opaque:
+                opaque.append(culprit)
+                errors[culprit] = err
+                continue
+            errors[""] = err
+            return _Attempt(tracer, None, opaque, errors)
+        return _Attempt(tracer, graph, opaque, errors)
+
+
+def _concrete_attempt(module: nn.Module, leaf: tuple[Any, ...],
+                      concrete_args: dict[str, Any] | None, example_inputs: tuple[Any, ...],
+                      plain: _Attempt) -> tuple[_Attempt, str | None]:
+    """The attempt with shapes fixed from the example inputs when it traces more than ``plain``
+    and gives the model's outputs; else ``plain``, and why the other was rejected if it was."""
+    from bnplace.graph import concrete
+
+    with concrete.rng_kept():
+        try:
+            shadow = concrete.ShadowRun(module, example_inputs, concrete_args)
+        except TypeError as err:
+            return plain, f"the example inputs do not fit its forward ({first_line(err)})"
+        attempt = _attempt(module, lambda opaque: concrete.ConcreteTracer(leaf, opaque, shadow),
+                           concrete_args)
+        if attempt.graph is None:
+            return plain, (f"with shapes fixed from the example inputs: "
+                           f"{_describe_error(attempt.errors[''])}")
+        if plain.graph is not None and not set(attempt.opaque) < set(plain.opaque):
+            return plain, None
+        reason = concrete.check_graph(module, attempt.graph, example_inputs)
+    if reason is not None:
+        return plain, f"traced with shapes fixed from the example inputs, {reason}"
+    return attempt, None
 
 
 # torch builtins with a bool ``train``/``training`` parameter: their argument parser rejects the
@@ -295,7 +373,7 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
             m.__dict__["training"] = value
     # a torch builtin took self.training as a bool: trace with the plain flag, which fx bakes in
     tracer.baked = (f"`{type(module).__name__}` passes self.training to a torch builtin that "
-                    f"fx records as a constant ({_first_line(err)})")
+                    f"fx records as a constant ({first_line(err)})")
     tracer.flags = []
     tracer.failed_in = None
     return _without_string_types(tracer.trace(module, concrete_args))
@@ -313,7 +391,7 @@ def _without_string_types(graph: fx.Graph) -> fx.Graph:
     return graph
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -331,28 +409,36 @@ _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _failing_frame(err: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of the traceback that is user code (not torch, not bnplace)."""
-    user = [f for f in traceback.extract_tb(err.__traceback__)
+def user_code_place(frames: Iterable[traceback.FrameSummary]) -> str | None:
+    """``file.py:12 `code``` for the innermost frame that is user code (not torch, not bnplace).
+
+    ``frames`` go from the outermost to the innermost, as ``traceback.extract_tb`` gives them.
+    """
+    user = [f for f in frames
             if not f.filename.startswith(_TORCH_DIR) and not f.filename.startswith(_OWN_DIR)]
-    return user[-1] if user else None
+    if not user:
+        return None
+    line = (user[-1].line or "").strip()
+    place = f"{os.path.basename(user[-1].filename)}:{user[-1].lineno}"
+    return f"{place} `{line}`" if line else place
 
 
 def _describe_error(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    where = _failing_frame(err)
     message = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    if where is not None:
-        line = (where.line or "").strip()
-        message += f" at {os.path.basename(where.filename)}:{where.lineno}"
-        if line:
-            message += f" `{line}`"
-    return message
+    place = user_code_place(traceback.extract_tb(err.__traceback__))
+    return f"{message} at {place}" if place else message
 
 
-def _nothing_traces_message(model: nn.Module, err: BaseException | None) -> str:
+def _nothing_traces_message(model: nn.Module, err: BaseException | None, rejected: str | None,
+                            had_examples: bool) -> str:
     what = f"{type(model).__name__}.forward"
     reason = _describe_error(err) if err is not None else "no submodule traces either"
+    if rejected:
+        reason += f"; {rejected}"
+    examples = "" if had_examples else (
+        ", or example_inputs=... when the failing code reads only shapes (`for s in x.shape`): "
+        "it is then traced with those shapes fixed")
     return (f"cannot trace {what}: {reason}; nothing in the model traces. Try "
             f"leaf_modules=[...] to keep the failing submodule whole, or concrete_args={{...}} "
-            f"to fix the argument its control flow depends on")
+            f"to fix the argument its control flow depends on{examples}")

@@ -82,6 +82,15 @@ def test_untraceable_model_is_a_one_line_error_naming_the_failing_line(tmp_path)
     assert len(result.output.splitlines()) == 1
 
 
+@pytest.mark.filterwarnings("ignore:bnplace. traced with shapes fixed")
+def test_model_that_reads_shapes_is_tuned(tmp_path):
+    # the tutorial LeNet's forward on 8x8 digits: traced with the data's example batch
+    result = invoke("--model", "tests/graph/test_concrete_tracing.py:DigitsNet", "--trials", "2",
+                    "--epochs", "1", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "Winner:" in result.output
+
+
 def test_help_explains_every_option():
     result = invoke("--help")
     for option in ("--model", "--model-kwargs", "--data", "--trials", "--epochs", "--batch-size",
