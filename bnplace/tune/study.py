@@ -9,7 +9,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 import torch
@@ -56,12 +56,14 @@ class Trainer:
     data: Dataset
     options: TuneOptions
     device: torch.device
+    shown_warnings: set[str] = field(default_factory=set)  # the graph pass's, shown once each
 
     def fit(self, placement: Placement, lr: float, weight_decay: float, seed: int,
             on_epoch: Callable[[TrainingRun], None] | None = None,
             run: TrainingRun | None = None) -> tuple[nn.Module, TrainingRun]:
         torch.manual_seed(seed)
-        model = build_variant(self.model_fn, placement, self.data.example).to(self.device)
+        model = build_variant(self.model_fn, placement, self.data.example,
+                              self.shown_warnings).to(self.device)
         run = train(model, self.data, epochs=self.options.epochs, lr=lr,
                     batch_size=self.options.batch_size, device=self.device, seed=seed,
                     weight_decay=weight_decay, on_epoch=on_epoch, run=run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -28,8 +29,23 @@ def require_chains(model: nn.Module, example: torch.Tensor) -> int:
     return len(chains)
 
 
-def build_variant(model_fn: ModelFactory, placement: Placement, example: torch.Tensor) -> nn.Module:
-    """A fresh model from ``model_fn`` rewritten so every chain has ``placement``."""
-    from bnplace.graph import rewrite
+def build_variant(model_fn: ModelFactory, placement: Placement, example: torch.Tensor,
+                  shown: set[str] | None = None) -> nn.Module:
+    """A fresh model from ``model_fn`` rewritten so every chain has ``placement``.
 
-    return rewrite(model_fn(), placement, example_inputs=(example,), drop_bias=True)
+    The graph pass warns alike for every trial of a placement, so each of its warnings is shown
+    once per ``shown`` set (a study keeps one), not once per trial.
+    """
+    from bnplace.graph import BnplaceWarning, rewrite
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = rewrite(model_fn(), placement, example_inputs=(example,), drop_bias=True)
+    for warning in caught:
+        if shown is not None and issubclass(warning.category, BnplaceWarning):
+            if str(warning.message) in shown:
+                continue
+            shown.add(str(warning.message))
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    return model

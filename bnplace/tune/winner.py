@@ -45,7 +45,8 @@ def save_winner(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints,
     placement = Placement.parse(best.params["placement"])
     checkpoint = checkpoints.path(best.number)
     if checkpoint.exists():
-        model = build_variant(trainer.model_fn, placement, trainer.data.example)
+        model = build_variant(trainer.model_fn, placement, trainer.data.example,
+                              trainer.shown_warnings)
         model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     else:
         model, _ = trainer.fit(placement, best.params["lr"], best.params.get("weight_decay", 0.0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import jsonschema
 import pytest
@@ -148,3 +149,13 @@ def test_a_model_of_integer_token_ids_trains_on_them(tmp_path):
     result = bnplace.tune(TokenBag, data=lambda: integer_pairs(50, 6), trials=4, epochs=1,
                           output=tmp_path, progress=False)
     assert [t["state"] for t in result.trials] == ["COMPLETE"] * 4
+
+
+def test_the_graph_pass_warns_once_per_study_not_once_per_trial(tmp_path):
+    from tests.graph.test_concrete_tracing import DigitsNet
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bnplace.tune(DigitsNet, trials=5, epochs=1, output=tmp_path, progress=False)
+    fixed = [w for w in caught if "shapes fixed from the example inputs" in str(w.message)]
+    assert len(fixed) == 1
