@@ -39,8 +39,9 @@ class Layer:
     treat it as opaque. ``location`` is where the layer sits in the sequence (the list element, the
     call in ``forward``); ``definition`` is where it is constructed (its arguments live there).
     ``activation`` is the kind of a Dense/Conv's own ``activation=`` (ACTIVATION or OUTPUT).
-    ``width`` is the output width of a linear layer or a BN's ``num_features``, when written as a
-    literal; ``dims`` the spatial dimensionality (1 for Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
+    ``width`` is the output width of a linear layer or a BN's ``num_features``, when it is a
+    constant (``128``, ``HIDDEN``, ``16 * 5 * 5``); ``dims`` the spatial dimensionality (1 for
+    Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
     ``movable`` says a fixer may swap this layer's expression with another's in place.
     """
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
+from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
 from bnplace.lint.names import LayerType, NameResolver, dotted_text
@@ -94,6 +95,7 @@ class _Describer:
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
         self._names = NameResolver(module, self._scopes)
+        self._constants = Constants(module, self._scopes)
         self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code)) | {
             f"self.{name}" for name in _GETATTR_SELF.findall(module.code)}
         self._module = module
@@ -298,7 +300,8 @@ class _Describer:
         layer_type = frame.classes.get(name) or self._names.layer_type(call.func)
         if layer_type is not None and not layer_type.is_function:
             where = self._location(call)
-            return (read_layer(call, layer_type, where, where, movable=not frame.conditional),)
+            return (read_layer(call, layer_type, where, where, movable=not frame.conditional,
+                               int_value=self._constants.int_value),)
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SELF_RETURNING:
             return self._layers_of(call.func.value, frame)
         if name in self._functions:
@@ -431,7 +434,8 @@ class _Describer:
         if not tensor_method:
             layer_type = self._names.layer_type(call.func)
             if layer_type is not None and layer_type.is_function:
-                return (read_layer(call, layer_type, where, where, movable=False),)
+                return (read_layer(call, layer_type, where, where, movable=False,
+                                   int_value=self._constants.int_value),)
             return None
         method = call.func.attr.value
         kind = kind_of_torch_function(method)
