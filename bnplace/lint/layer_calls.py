@@ -14,7 +14,8 @@ import libcst as cst
 
 from bnplace.lint.layers import Layer, Location
 from bnplace.lint.names import LayerType, dotted_text
-from bnplace.placement import KERAS_IDENTITY_ACTIVATIONS, LayerKind, kind_of_keras_activation
+from bnplace.placement import (KERAS_IDENTITY_ACTIVATIONS, LayerKind, activation_function,
+                               kind_of_keras_activation)
 
 # Where the output width sits: (position, keyword) for each constructor family.
 _TORCH_WIDTH = {"Linear": (1, "out_features"), "LazyLinear": (0, "out_features"),
@@ -76,23 +77,31 @@ def _dims(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _keras_activation(node: cst.BaseExpression | None) -> LayerKind | None:
-    """What ``activation=`` means: a string, or a function such as ``tf.nn.relu``."""
+def _keras_activation_name(node: cst.BaseExpression | None) -> str | None:
+    """The activation an ``activation=`` argument names: a string, or a function such as
+    ``tf.nn.relu``."""
     if isinstance(node, cst.SimpleString):
-        return kind_of_keras_activation(str(node.evaluated_value))
+        return str(node.evaluated_value)
     text = dotted_text(node) if node is not None else None
-    if text is None or text == "None":
-        return None
-    return kind_of_keras_activation(text.rsplit(".", 1)[-1])
+    return None if text is None or text == "None" else text.rsplit(".", 1)[-1]
 
 
-def _keras_activation_layer_kind(call: cst.Call) -> LayerKind:
-    """``Activation('relu')`` is an activation, ``Activation('softmax')`` an output,
-    ``Activation('linear')`` a no-op that chains look through."""
-    node = argument(call, 0, "activation")
-    if isinstance(node, cst.SimpleString) and node.evaluated_value in KERAS_IDENTITY_ACTIVATIONS:
-        return LayerKind.RESHAPE
-    return _keras_activation(node) or LayerKind.ACTIVATION
+def _keras_activation(node: cst.BaseExpression | None) -> LayerKind | None:
+    """What ``activation=`` means: an activation, an output, or nothing."""
+    name = _keras_activation_name(node)
+    return None if name is None else kind_of_keras_activation(name)
+
+
+def _keras_activation_layer(call: cst.Call) -> tuple[LayerKind, str | None]:
+    """The kind and function of ``Activation(...)``: ``Activation('relu')`` is an activation,
+    ``Activation('softmax')`` an output, ``Activation('linear')`` a no-op that chains look
+    through."""
+    name = _keras_activation_name(argument(call, 0, "activation"))
+    if name is None:
+        return LayerKind.ACTIVATION, None
+    if name in KERAS_IDENTITY_ACTIVATIONS:
+        return LayerKind.RESHAPE, None
+    return kind_of_keras_activation(name) or LayerKind.ACTIVATION, activation_function(name)
 
 
 def _torch_fields(call: cst.Call, name: str, kind: LayerKind | None, int_value: IntValue
@@ -118,8 +127,9 @@ def read_layer(call: cst.Call, layer_type: LayerType, location: Location, defini
     """The neutral Layer for a constructor call whose callee resolved to ``layer_type``;
     ``int_value`` reads its width arguments."""
     name, kind = layer_type.name, layer_type.kind
+    function = activation_function(name) if kind is LayerKind.ACTIVATION else None
     if layer_type.framework == "keras" and name == "Activation":
-        kind = _keras_activation_layer_kind(call)
+        kind, function = _keras_activation_layer(call)
     if layer_type.is_function:  # F.relu(x) and friends carry nothing the rules read
         fields = {}
     elif layer_type.framework == "torch":
@@ -127,4 +137,4 @@ def read_layer(call: cst.Call, layer_type: LayerType, location: Location, defini
     else:
         fields = _keras_fields(call, name, int_value) if kind is LayerKind.LINEAR else {}
     return Layer(kind=kind, type_name=name, location=location, definition=definition,
-                 framework=layer_type.framework, movable=movable, **fields)
+                 framework=layer_type.framework, movable=movable, function=function, **fields)

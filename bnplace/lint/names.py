@@ -21,8 +21,8 @@ from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_fun
                                kind_of_torch_module)
 
 # How unimported prefixes are usually meant (a snippet that says ``nn.Linear`` means torch.nn).
-_CONVENTIONAL_ALIASES = {"nn": "torch.nn", "F": "torch.nn.functional", "tf": "tensorflow",
-                         "layers": "keras.layers"}
+_CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional",
+                         "tf": "tensorflow", "layers": "keras.layers"}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
 from bnplace.lint.names import LayerType, NameResolver, dotted_text
-from bnplace.placement import LayerKind, kind_of_torch_function
+from bnplace.placement import LayerKind, activation_function, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
 # An item of a literal mapping: its name (a literal string or None), its value, the item's node.
@@ -441,7 +441,8 @@ class _Describer:
         kind = kind_of_torch_function(method)
         if kind not in _METHOD_KINDS:
             return None
-        return (Layer(kind, method, where, where, framework="torch"),)
+        return (Layer(kind, method, where, where, framework="torch",
+                      function=activation_function(method)),)
 
     def _chain(self, layers: Layers, source: _Node | None) -> _Node | None:
         node = source
