@@ -147,6 +147,12 @@ def kind_of_keras_activation(name: str) -> LayerKind | None:
     return _KERAS_STRING_KINDS.get(name)
 
 
+def activation_function(name: str) -> str | None:
+    """Which activation a torch module, function or method name or a Keras layer or string
+    spells, as its key in ACTIVATIONS (``Sigmoid``, ``sigmoid_``, ``'sigmoid'``: ``sigmoid``)."""
+    return _ACTIVATION_FUNCTIONS.get(name)
+
+
 def _index(field: str) -> dict[str, LayerKind]:
     # RESHAPE/OUTPUT names come first so a chain role wins where a name is shared.
     order = (LayerKind.RESHAPE, LayerKind.OUTPUT, LayerKind.LINEAR, LayerKind.ACTIVATION,
@@ -158,3 +164,6 @@ _TORCH_MODULE_KINDS = _index("torch_modules")
 _TORCH_FUNCTION_KINDS = _index("torch_functions")
 _KERAS_LAYER_KINDS = _index("keras_layers")
 _KERAS_STRING_KINDS = _index("keras_strings")
+_ACTIVATION_FUNCTIONS = {spelling: key for key, names in ACTIVATIONS.items()
+                         for spelling in (*names.torch_modules, *names.torch_functions,
+                                          *names.keras_layers, *names.keras_strings)}

@@ -99,6 +99,22 @@ def test_lazy_batchnorm_not_yet_called_has_no_width_to_mismatch() -> None:
     assert found(Lazy()) == []
 
 
+def test_a_binary_classifiers_sigmoid_is_an_output_and_an_attention_gate_is_not() -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.bn = nn.Linear(64, 1, bias=False), nn.BatchNorm1d(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.bn(self.fc(x))).squeeze(1)
+
+    gate = nn.Sequential(nn.Conv2d(8, 1, 1, bias=False), nn.BatchNorm2d(1), nn.Sigmoid())
+    assert found(Head()) == [("BNP005", "bn")]
+    assert found(nn.Sequential(nn.Linear(8, 1, bias=False), nn.BatchNorm1d(1),
+                               nn.Sigmoid())) == [("BNP005", "1")]
+    assert found(gate) == []
+
+
 def test_variance_shift_after_dropout_and_none_before_activation() -> None:
     torch.manual_seed(0)
     batches = [torch.randn(64, 64) for _ in range(3)]

@@ -16,7 +16,8 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from bnplace.graph.kinds import describe, main_input, module_kind, node_kind
 from bnplace.graph.tracing import Trace, TracedPart
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.placement import LayerKind, kind_of_torch_function, kind_of_torch_module
+from bnplace.placement import (LayerKind, activation_function, kind_of_torch_function,
+                               kind_of_torch_module)
 
 _CALLS = ("call_module", "call_function", "call_method")
 _METADATA = ("size", "dim", "ndimension", "numel", "getattr", "len")
@@ -87,7 +88,8 @@ def _layer(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]) -> La
         return _module_layer(part.qualified(str(node.target)), modules[str(node.target)],
                              _kind(node, modules))
     where = Location(module=part.qualified(node.name))
-    return Layer(_kind(node, modules), describe(node, modules), where, where, framework="torch")
+    return Layer(_kind(node, modules), describe(node, modules), where, where, framework="torch",
+                 function=activation_function(_name_of(node)))
 
 
 def _module_layer(name: str, module: nn.Module, kind: LayerKind | None = None) -> Layer:
@@ -97,8 +99,9 @@ def _module_layer(name: str, module: nn.Module, kind: LayerKind | None = None) -
     width = next((getattr(module, attr) for attr in _width_attributes(module)
                   if isinstance(getattr(module, attr, None), int)), None)
     bias = getattr(module, "bias", None) is not None if kind is LayerKind.LINEAR else None
-    return Layer(kind, type(module).__name__, where, where, framework="torch", has_bias=bias,
-                 width=width, dims=_dims(module))
+    name = type(module).__name__
+    return Layer(kind, name, where, where, framework="torch", has_bias=bias, width=width,
+                 dims=_dims(module), function=activation_function(name))
 
 
 def _width_attributes(module: nn.Module) -> tuple[str, ...]:

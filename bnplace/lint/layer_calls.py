@@ -1,18 +1,21 @@
 """A layer constructor call (``Dense(64, activation='relu')``, ``nn.Linear(64, 10, bias=False)``)
 read into a neutral :class:`~bnplace.lint.layers.Layer`: bias, width, dimensionality, activation.
 
-Only literals are read; an argument written as an expression leaves the field unknown (None).
+Bias switches and activations are read when written as literals, widths when they are constants
+(:mod:`bnplace.lint.constants`); anything else leaves the field unknown (None).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import libcst as cst
 
 from bnplace.lint.layers import Layer, Location
 from bnplace.lint.names import LayerType, dotted_text
-from bnplace.placement import KERAS_IDENTITY_ACTIVATIONS, LayerKind, kind_of_keras_activation
+from bnplace.placement import (KERAS_IDENTITY_ACTIVATIONS, LayerKind, activation_function,
+                               kind_of_keras_activation)
 
 # Where the output width sits: (position, keyword) for each constructor family.
 _TORCH_WIDTH = {"Linear": (1, "out_features"), "LazyLinear": (0, "out_features"),
@@ -26,6 +29,9 @@ _KERAS_WIDTH = {"Dense": (0, "units"), "Conv": (0, "filters"), "SeparableConv": 
 _TORCH_BIAS_POSITION = {"Linear": 2, "LazyLinear": 1, "Conv": 7, "LazyConv": 6}
 _KERAS_ACTIVATION_POSITION = {"Dense": 1}
 _KERAS_BIAS_POSITION = {"Dense": 2}
+
+# What a width argument is worth: an int when it is a constant, None when unknown.
+IntValue = Callable[[cst.BaseExpression | None], int | None]
 
 
 def bias_parameter(framework: str, name: str) -> tuple[int | None, str]:
@@ -43,12 +49,6 @@ def argument(call: cst.Call, position: int | None, keyword: str) -> cst.BaseExpr
             return arg.value
     if position is not None and position < len(positional):
         return positional[position].value
-    return None
-
-
-def _literal_int(node: cst.BaseExpression | None) -> int | None:
-    if isinstance(node, cst.Integer):
-        return int(node.evaluated_value)
     return None
 
 
@@ -77,53 +77,64 @@ def _dims(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _keras_activation(node: cst.BaseExpression | None) -> LayerKind | None:
-    """What ``activation=`` means: a string, or a function such as ``tf.nn.relu``."""
+def _keras_activation_name(node: cst.BaseExpression | None) -> str | None:
+    """The activation an ``activation=`` argument names: a string, or a function such as
+    ``tf.nn.relu``."""
     if isinstance(node, cst.SimpleString):
-        return kind_of_keras_activation(str(node.evaluated_value))
+        return str(node.evaluated_value)
     text = dotted_text(node) if node is not None else None
-    if text is None or text == "None":
-        return None
-    return kind_of_keras_activation(text.rsplit(".", 1)[-1])
+    return None if text is None or text == "None" else text.rsplit(".", 1)[-1]
 
 
-def _keras_activation_layer_kind(call: cst.Call) -> LayerKind:
-    """``Activation('relu')`` is an activation, ``Activation('softmax')`` an output,
-    ``Activation('linear')`` a no-op that chains look through."""
-    node = argument(call, 0, "activation")
-    if isinstance(node, cst.SimpleString) and node.evaluated_value in KERAS_IDENTITY_ACTIVATIONS:
-        return LayerKind.RESHAPE
-    return _keras_activation(node) or LayerKind.ACTIVATION
+def _keras_activation(node: cst.BaseExpression | None) -> LayerKind | None:
+    """What ``activation=`` means: an activation, an output, or nothing."""
+    name = _keras_activation_name(node)
+    return None if name is None else kind_of_keras_activation(name)
 
 
-def _torch_fields(call: cst.Call, name: str, kind: LayerKind | None) -> dict:
+def _keras_activation_layer(call: cst.Call) -> tuple[LayerKind, str | None]:
+    """The kind and function of ``Activation(...)``: ``Activation('relu')`` is an activation,
+    ``Activation('softmax')`` an output, ``Activation('linear')`` a no-op that chains look
+    through."""
+    name = _keras_activation_name(argument(call, 0, "activation"))
+    if name is None:
+        return LayerKind.ACTIVATION, None
+    if name in KERAS_IDENTITY_ACTIVATIONS:
+        return LayerKind.RESHAPE, None
+    return kind_of_keras_activation(name) or LayerKind.ACTIVATION, activation_function(name)
+
+
+def _torch_fields(call: cst.Call, name: str, kind: LayerKind | None, int_value: IntValue
+                  ) -> dict:
     width = _TORCH_WIDTH.get(_family(name))
     fields = {"dims": _dims(name.replace("Lazy", "")),
-              "width": _literal_int(argument(call, *width)) if width else None}
+              "width": int_value(argument(call, *width)) if width else None}
     if kind is LayerKind.LINEAR:
         fields["has_bias"] = _has_bias(call, "torch", name)
     return fields
 
 
-def _keras_fields(call: cst.Call, name: str) -> dict:
+def _keras_fields(call: cst.Call, name: str, int_value: IntValue) -> dict:
     width = _KERAS_WIDTH.get(_family(name))
-    return {"width": _literal_int(argument(call, *width)) if width else None,
+    return {"width": int_value(argument(call, *width)) if width else None,
             "has_bias": _has_bias(call, "keras", name),
             "activation": _keras_activation(
                 argument(call, _KERAS_ACTIVATION_POSITION.get(_family(name)), "activation"))}
 
 
 def read_layer(call: cst.Call, layer_type: LayerType, location: Location, definition: Location,
-               movable: bool) -> Layer:
-    """The neutral Layer for a constructor call whose callee resolved to ``layer_type``."""
+               movable: bool, int_value: IntValue) -> Layer:
+    """The neutral Layer for a constructor call whose callee resolved to ``layer_type``;
+    ``int_value`` reads its width arguments."""
     name, kind = layer_type.name, layer_type.kind
+    function = activation_function(name) if kind is LayerKind.ACTIVATION else None
     if layer_type.framework == "keras" and name == "Activation":
-        kind = _keras_activation_layer_kind(call)
+        kind, function = _keras_activation_layer(call)
     if layer_type.is_function:  # F.relu(x) and friends carry nothing the rules read
         fields = {}
     elif layer_type.framework == "torch":
-        fields = _torch_fields(call, name, kind)
+        fields = _torch_fields(call, name, kind, int_value)
     else:
-        fields = _keras_fields(call, name) if kind is LayerKind.LINEAR else {}
+        fields = _keras_fields(call, name, int_value) if kind is LayerKind.LINEAR else {}
     return Layer(kind=kind, type_name=name, location=location, definition=definition,
-                 framework=layer_type.framework, movable=movable, **fields)
+                 framework=layer_type.framework, movable=movable, function=function, **fields)

@@ -39,8 +39,11 @@ class Layer:
     treat it as opaque. ``location`` is where the layer sits in the sequence (the list element, the
     call in ``forward``); ``definition`` is where it is constructed (its arguments live there).
     ``activation`` is the kind of a Dense/Conv's own ``activation=`` (ACTIVATION or OUTPUT).
-    ``width`` is the output width of a linear layer or a BN's ``num_features``, when written as a
-    literal; ``dims`` the spatial dimensionality (1 for Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
+    ``function`` is what an activation layer applies, as its key in ``placement.ACTIVATIONS``
+    (``"sigmoid"`` for ``nn.Sigmoid()``, ``torch.sigmoid``, ``Activation('sigmoid')``).
+    ``width`` is the output width of a linear layer or a BN's ``num_features``, when it is a
+    constant (``128``, ``HIDDEN``, ``16 * 5 * 5``); ``dims`` the spatial dimensionality (1 for
+    Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
     ``movable`` says a fixer may swap this layer's expression with another's in place.
     """
 
@@ -54,6 +57,7 @@ class Layer:
     width: int | None = None
     dims: int | None = None
     movable: bool = False
+    function: str | None = None
 
 
 @dataclass(frozen=True)

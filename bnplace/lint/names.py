@@ -21,8 +21,8 @@ from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_fun
                                kind_of_torch_module)
 
 # How unimported prefixes are usually meant (a snippet that says ``nn.Linear`` means torch.nn).
-_CONVENTIONAL_ALIASES = {"nn": "torch.nn", "F": "torch.nn.functional", "tf": "tensorflow",
-                         "layers": "keras.layers"}
+_CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional",
+                         "tf": "tensorflow", "layers": "keras.layers"}
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,20 @@ class NameResolver:
 
     def is_sequential(self, node: cst.BaseExpression) -> bool:
         """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, ``Sequential``."""
+        return self._names_container(node, "Sequential", keras=True)
+
+    def is_module_dict(self, node: cst.BaseExpression) -> bool:
+        """``nn.ModuleDict``, ``torch.nn.ModuleDict``, ``ModuleDict``."""
+        return self._names_container(node, "ModuleDict", keras=False)
+
+    def _names_container(self, node: cst.BaseExpression, name: str, keras: bool) -> bool:
+        """Whether a callee is the library container class ``name`` (a bare name counts)."""
         dotted = self.dotted(node)
         if dotted is None:
             return False
-        *package, name = dotted.split(".")
-        return name == "Sequential" and (not package or _is_torch(package) or _is_keras(package))
+        *package, last = dotted.split(".")
+        return last == name and (not package or _is_torch(package)
+                                 or (keras and _is_keras(package)))
 
     def _bare_layer_type(self, name: str) -> LayerType | None:
         keras_kind, torch_kind = kind_of_keras_layer(name), kind_of_torch_module(name)

@@ -6,7 +6,8 @@ tables, in statement order:
 - *layer values*: what a name holds when it holds layers — one layer
   (``bn = BatchNormalization()``), a list built with ``[...]``, ``append``, ``+=``, ``extend``, a
   model grown with ``model.add(...)``, an ``nn.Sequential(...)``/``Sequential([...])``, the list a
-  helper function returns;
+  helper function returns; each entry of an ``nn.ModuleDict`` under its own name
+  (``self.layers.fc`` holds the module that ``self.layers["fc"]`` and ``self.layers.fc`` read);
 - *tensors*: what a name holds when it holds data — a chain of layers applied so far
   (``x = Dropout(.5)(x)``, ``x = self.bn(self.drop(x))``, ``x = F.relu(self.fc(x))``).
 
@@ -14,7 +15,9 @@ Sequences are the layer values (in the order the layers were added) and the data
 end in a value nothing else consumes. Order comes from data flow, never from neighbouring lines:
 two helper functions defined one after the other are no chain. ``if`` bodies are taken as run
 (a guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list
-grown in a loop repeats). The code is never imported or run.
+grown in a loop repeats), except a ``for`` over literal strings, which runs once per string with
+the name bound (``for name in ["fc", "bn"]: x = self.layers[name](x)``). The code is never
+imported or run.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
-from bnplace.lint.layer_calls import read_layer
+from bnplace.lint.constants import Constants
+from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
 from bnplace.lint.names import LayerType, NameResolver, dotted_text
-from bnplace.placement import LayerKind, kind_of_torch_function
+from bnplace.placement import LayerKind, activation_function, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
+# An item of a literal mapping: its name (a literal string or None), its value, the item's node.
+_Item = tuple[str | None, cst.BaseExpression, cst.CSTNode]
 
 # Tensor methods that act as a layer (``x.relu()``, ``x.view(n, -1)``, ``x.softmax(-1)``).
 _METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
@@ -45,6 +51,8 @@ _SELF_RETURNING = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bf
                              "eval", "requires_grad_", "type"})
 # Methods that run before the others so ``self.*`` modules are known when ``forward`` reads them.
 _CONSTRUCTORS = ("__init__", "build", "setup")
+# The type name of an ``nn.ModuleDict`` value: its entries are named, never a sequence.
+_MODULE_DICT = "ModuleDict"
 
 
 @dataclass(eq=False)
@@ -64,10 +72,11 @@ class _Frame:
     classes: dict[str, LayerType] = field(default_factory=dict)  # norm_layer = nn.BatchNorm2d
     conditional: int = 0
     returned: Layers | None = None
+    loop_keys: dict[str, str] = field(default_factory=dict)  # for name in ["fc", "bn"]: ...
 
     def copy(self) -> _Frame:
         return _Frame(dict(self.values), dict(self.tensors), dict(self.classes), self.conditional,
-                      self.returned)
+                      self.returned, dict(self.loop_keys))
 
     def restore(self, other: _Frame) -> None:
         self.values, self.tensors = dict(other.values), dict(other.tensors)
@@ -86,6 +95,7 @@ class _Describer:
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
         self._names = NameResolver(module, self._scopes)
+        self._constants = Constants(module, self._scopes)
         self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code)) | {
             f"self.{name}" for name in _GETATTR_SELF.findall(module.code)}
         self._module = module
@@ -100,7 +110,7 @@ class _Describer:
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
         self._unused += [layer for name, layer in self._attribute_batchnorms
-                         if name not in self._read_attributes]
+                         if _owner(name) not in self._read_attributes]
         readers = Counter(id(node.parent) for node in self._nodes)
         shared = {node_id for node_id, count in readers.items() if count > 1}
         for node in self._nodes:
@@ -133,16 +143,27 @@ class _Describer:
         elif isinstance(statement, cst.If):
             self._run_if(statement, frame)
         elif isinstance(statement, (cst.For, cst.While)):
-            self._run_block(statement.body.body, frame)
-            frame.conditional += 1  # the second run shows what wraps around; --fix leaves it
-            self._run_block(statement.body.body, frame)
-            frame.conditional -= 1
+            self._run_loop(statement, frame)
         elif isinstance(statement, (cst.With, cst.Try, cst.TryStar)):
             self._run_block(statement.body.body, frame)
             for part in (*getattr(statement, "handlers", ()), getattr(statement, "orelse", None),
                          getattr(statement, "finalbody", None)):
                 if part is not None:
                     self._run_block(part.body.body, frame)
+
+    def _run_loop(self, statement: cst.For | cst.While, frame: _Frame) -> None:
+        """A loop body as run twice, the second run showing what wraps around; a
+        ``for name in ["fc", "bn"]:`` once per name, in order, with ``name`` bound, so
+        ``self.layers[name]`` is that entry. --fix leaves the runs after the first: they share
+        its lines."""
+        outer = dict(frame.loop_keys)
+        for run, bindings in enumerate(_literal_bindings(statement) or [{}, {}]):
+            frame.loop_keys.update(bindings)
+            later = 1 if run else 0
+            frame.conditional += later
+            self._run_block(statement.body.body, frame)
+            frame.conditional -= later
+        frame.loop_keys = outer
 
     def _run_if(self, statement: cst.If, frame: _Frame) -> None:
         before = frame.copy()
@@ -180,7 +201,8 @@ class _Describer:
         elif isinstance(small, cst.AnnAssign) and small.value is not None:
             self._assign(small.target, small.value, frame, small)
         elif isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign):
-            self._extend(dotted_text(small.target), self._layers_of(small.value, frame), frame)
+            self._extend(self._key(small.target, frame), self._layers_of(small.value, frame),
+                         frame)
         elif isinstance(small, cst.Expr):
             self._run_expression(small.value, frame)
         elif isinstance(small, cst.Return) and small.value is not None:
@@ -190,7 +212,7 @@ class _Describer:
 
     def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, frame: _Frame,
                 statement: cst.CSTNode) -> None:
-        key = dotted_text(target)
+        key = self._key(target, frame)
         layers = self._layers_of(value, frame)
         tensor = self._flow(value, frame) if layers is None else None
         if key is None:
@@ -204,6 +226,7 @@ class _Describer:
                 frame.classes[key] = layer_type
             return
         frame.values[key] = layers
+        self._bind_entries(key, value, frame)
         if _is_one_batchnorm(layers, value):
             if isinstance(target, cst.Name) and not self._is_referenced(target, statement):
                 self._unused.append(layers[0])
@@ -214,7 +237,10 @@ class _Describer:
         """A statement of its own: ``model.add(...)``, ``layers.append(...)``,
         ``seq.add_module("bn", ...)``, an orphan layer."""
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.args:
-            receiver, method = dotted_text(value.func.value), value.func.attr.value
+            receiver, method = self._key(value.func.value, frame), value.func.attr.value
+            if _is_module_dict(frame.values.get(receiver)):
+                self._add_entries(receiver, value, frame)
+                return
             if method == "add_module" and receiver in frame.values and len(value.args) > 1:
                 self._extend(receiver, self._element(value.args[1].value, frame), frame)
                 return
@@ -250,8 +276,8 @@ class _Describer:
             return self._called_layers(node, frame)
         if isinstance(node, (cst.List, cst.Tuple)):
             return self._elements(node.elements, frame)
-        if isinstance(node, (cst.Name, cst.Attribute)):
-            return frame.values.get(dotted_text(node))
+        if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)):
+            return frame.values.get(self._key(node, frame))
         if isinstance(node, cst.IfExp):  # ``nn.Dropout(p) if p else None``: the layer it may be
             return self._layers_of(node.body, frame) or self._layers_of(node.orelse, frame)
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
@@ -267,17 +293,21 @@ class _Describer:
             layers = self._container(call, frame)
             self._emit(layers)
             return layers
+        if self._names.is_module_dict(call.func):
+            where = self._location(call)
+            return (Layer(None, _MODULE_DICT, where, where, framework="torch"),)
         name = dotted_text(call.func)
         layer_type = frame.classes.get(name) or self._names.layer_type(call.func)
         if layer_type is not None and not layer_type.is_function:
             where = self._location(call)
-            return (read_layer(call, layer_type, where, where, movable=not frame.conditional),)
+            return (read_layer(call, layer_type, where, where, movable=not frame.conditional,
+                               int_value=self._constants.int_value),)
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SELF_RETURNING:
             return self._layers_of(call.func.value, frame)
         if name in self._functions:
             return self._helper_layers(name)
         if name is not None and name.endswith("OrderedDict") and call.args:
-            return self._named_elements(call.args[0].value, frame)
+            return self._named_elements(call, frame)
         return None
 
     def _container(self, call: cst.Call, frame: _Frame) -> Layers:
@@ -303,18 +333,39 @@ class _Describer:
         return layers if any(layer.kind is not None for layer in layers) else None
 
     def _named_elements(self, node: cst.BaseExpression, frame: _Frame) -> Layers | None:
-        """``OrderedDict([("fc", nn.Linear(...)), ...])``: the second item of each pair."""
-        if not isinstance(node, (cst.List, cst.Tuple)):
-            return None
+        """``OrderedDict([("fc", nn.Linear(...)), ...])`` (or a dict): the value of each item."""
         layers: Layers = ()
-        for element in node.elements:
-            pair = element.value
-            if isinstance(pair, cst.Tuple) and pair.elements:
-                found = self._element(pair.elements[-1].value, frame)
-                if len(found) == 1:  # a lone layer sits at its whole pair: a fix moves its name too
-                    found = (replace(found[0], location=self._location(pair)),)
-                layers += found
+        for _, value, item in _named_items(node):
+            found = self._element(value, frame)
+            if len(found) == 1 and isinstance(item, cst.BaseExpression):
+                # a lone layer sits at its whole pair: a fix moves its name too
+                found = (replace(found[0], location=self._location(item)),)
+            elif len(found) == 1:  # ``"fc": layer`` or ``fc=layer``: a fix would leave the name
+                found = (replace(found[0], movable=False),)
+            layers += found
         return layers if any(layer.kind is not None for layer in layers) else None
+
+    def _bind_entries(self, key: str, value: cst.BaseExpression, frame: _Frame) -> None:
+        """``self.layers = nn.ModuleDict({"fc": ...})``: each entry under its own name."""
+        if isinstance(value, cst.Call) and self._names.is_module_dict(value.func):
+            self._bind_items(key, _named_items(argument(value, 0, "modules")), frame)
+
+    def _add_entries(self, receiver: str, call: cst.Call, frame: _Frame) -> None:
+        """``layers.add_module("bn", m)`` and ``layers.update({...})`` on a ModuleDict: named
+        entries, not a sequence (a ModuleDict's order is not its data flow)."""
+        method, args = call.func.attr.value, [arg.value for arg in call.args]
+        if method == "add_module" and len(args) == 2:
+            self._bind_items(receiver, [(_string(args[0]), args[1], call)], frame)
+        elif method == "update" and len(args) == 1:
+            self._bind_items(receiver, _named_items(args[0]), frame)
+
+    def _bind_items(self, key: str, items: list[_Item], frame: _Frame) -> None:
+        """Each item with a literal name as the entry ``key.name`` (``self.layers.fc``), and the
+        entries of a ModuleDict in it as ``key.name.inner``."""
+        for name, value, _ in items:
+            if name is not None:
+                frame.values[f"{key}.{name}"] = self._element(value, frame)
+                self._bind_entries(f"{key}.{name}", value, frame)
 
     def _element(self, node: cst.BaseExpression, frame: _Frame) -> Layers:
         return self._layers_of(node, frame) or (self._opaque(node),)
@@ -352,7 +403,7 @@ class _Describer:
         tensor_method = isinstance(func, cst.Attribute) and self._is_tensor(func.value, frame)
         if tensor_method:
             source = func.value  # a method of a tensor (``x.relu()``) reads that tensor
-        callee_key = dotted_text(func)
+        callee_key = self._key(func, frame)
         if isinstance(func, cst.Call):
             layers = self._layers_of(func, frame)
         elif callee_key in frame.values:
@@ -383,13 +434,15 @@ class _Describer:
         if not tensor_method:
             layer_type = self._names.layer_type(call.func)
             if layer_type is not None and layer_type.is_function:
-                return (read_layer(call, layer_type, where, where, movable=False),)
+                return (read_layer(call, layer_type, where, where, movable=False,
+                                   int_value=self._constants.int_value),)
             return None
         method = call.func.attr.value
         kind = kind_of_torch_function(method)
         if kind not in _METHOD_KINDS:
             return None
-        return (Layer(kind, method, where, where, framework="torch"),)
+        return (Layer(kind, method, where, where, framework="torch",
+                      function=activation_function(method)),)
 
     def _chain(self, layers: Layers, source: _Node | None) -> _Node | None:
         node = source
@@ -399,6 +452,16 @@ class _Describer:
         return node
 
     # helpers
+
+    def _key(self, node: cst.BaseExpression, frame: _Frame) -> str | None:
+        """The name a value is kept under: ``a.b`` for a name or attribute, and ``a.b.fc`` for
+        ``a.b["fc"]`` (a ModuleDict entry, the module ``a.b.fc`` reads too) or for ``a.b[name]``
+        in a loop over literal names."""
+        if not isinstance(node, cst.Subscript):
+            return dotted_text(node)
+        head, index = self._key(node.value, frame), _index(node)
+        name = frame.loop_keys.get(index.value) if isinstance(index, cst.Name) else _string(index)
+        return f"{head}.{name}" if head is not None and name is not None else None
 
     def _opaque(self, node: cst.CSTNode) -> Layer:
         where = self._location(node)
@@ -446,6 +509,63 @@ def _path(node: _Node, shared: set[int]) -> Layers:
         layers.append(replace(current.layer, movable=False) if shared_output else current.layer)
         current = current.parent
     return tuple(reversed(layers))
+
+
+def _owner(name: str) -> str:
+    """``self.layers`` for ``self.layers.bn``: a module kept in another (a ModuleDict entry,
+    ``self.block.bn``) is read wherever its owner is."""
+    return ".".join(name.split(".")[:2])
+
+
+def _is_module_dict(layers: Layers | None) -> bool:
+    return (layers is not None and len(layers) == 1 and layers[0].kind is None
+            and layers[0].type_name == _MODULE_DICT)
+
+
+def _string(node: cst.BaseExpression | None) -> str | None:
+    """The text of a plain string literal."""
+    if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str):
+        return node.evaluated_value
+    return None
+
+
+def _index(node: cst.Subscript) -> cst.BaseExpression | None:
+    """``"fc"`` in ``layers["fc"]``; None for a slice or several indices."""
+    if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+        return node.slice[0].slice.value
+    return None
+
+
+def _literal_bindings(statement: cst.For | cst.While) -> list[dict[str, str]] | None:
+    """What each run of ``for name in ["fc", "bn"]:`` binds (``{"name": "fc"}``, then
+    ``{"name": "bn"}``); None for any other loop."""
+    if not (isinstance(statement, cst.For) and isinstance(statement.target, cst.Name)
+            and isinstance(statement.iter, (cst.List, cst.Tuple)) and statement.iter.elements):
+        return None
+    keys = [_string(element.value) for element in statement.iter.elements]
+    if None in keys:
+        return None
+    return [{statement.target.value: key} for key in keys if key is not None]
+
+
+def _named_items(node: cst.BaseExpression | None) -> list[_Item]:
+    """(name, value, item) for each item of a literal mapping: ``[("fc", m), ...]``,
+    ``{"fc": m}``, ``dict(fc=m)`` or an ``OrderedDict`` of any of these. The name is None where
+    it is not a literal string; other items (``**rest``) are left out."""
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return [(_string(pair.elements[0].value), pair.elements[1].value, pair)
+                for pair in (element.value for element in node.elements)
+                if isinstance(pair, (cst.Tuple, cst.List)) and len(pair.elements) == 2]
+    if isinstance(node, cst.Dict):
+        return [(_string(element.key), element.value, element) for element in node.elements
+                if isinstance(element, cst.DictElement)]
+    name = dotted_text(node.func) if isinstance(node, cst.Call) else None
+    if name is None or not (name == "dict" or name.endswith("OrderedDict")):
+        return []
+    items = [item for arg in node.args if arg.keyword is None and not arg.star
+             for item in _named_items(arg.value)]
+    return items + [(arg.keyword.value, arg.value, arg) for arg in node.args
+                    if arg.keyword is not None]
 
 
 def _is_one_batchnorm(layers: Layers, value: cst.BaseExpression) -> bool:

@@ -13,8 +13,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def code_lines(source: str, select: tuple[str, ...] = DEFAULT_CODES) -> list[tuple[str, int]]:
     """The (code, line) list the linter reports for a source."""
+    return [(code, row) for code, row, _ in code_positions(source, select)]
+
+
+def code_positions(source: str, select: tuple[str, ...] = DEFAULT_CODES
+                   ) -> list[tuple[str, int, int]]:
+    """The (code, line, column) list the linter reports for a source (columns from 0)."""
     enabled = Settings(select=select).enabled_for(Path("snippet.py"))
-    return [(finding.code, finding.location.row) for finding in lint_code(source, enabled)]
+    return [(finding.code, finding.location.row, finding.location.column)
+            for finding in lint_code(source, enabled)]
 
 
 def module_source(init: list[str], forward: list[str]) -> str:

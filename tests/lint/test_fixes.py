@@ -56,6 +56,38 @@ CASES = {
         "BatchNormalization()])\n",
         "m = Sequential([Dense(8, activation='relu'), BatchNormalization(), Dropout(0.2), "
         "Dropout(0.2)])\n"),
+    "module dict entries called by key trade places": (
+        module_source(['self.layers = nn.ModuleDict({"drop": nn.Dropout(0.5),',
+                       '                             "bn": nn.BatchNorm1d(8)})'],
+                      ['return self.layers["bn"](self.layers["drop"](x))']),
+        module_source(['self.layers = nn.ModuleDict({"drop": nn.Dropout(0.5),',
+                       '                             "bn": nn.BatchNorm1d(8)})'],
+                      ['return self.layers["drop"](self.layers["bn"](x))'])),
+    "module dict entries called as attributes trade places": (
+        module_source(["self.layers = nn.ModuleDict()",
+                       'self.layers["drop"] = nn.Dropout(0.5)',
+                       'self.layers["bn"] = nn.BatchNorm1d(8)'],
+                      ["x = self.layers.drop(x)", "return self.layers.bn(x)"]),
+        module_source(["self.layers = nn.ModuleDict()",
+                       'self.layers["drop"] = nn.Dropout(0.5)',
+                       'self.layers["bn"] = nn.BatchNorm1d(8)'],
+                      ["x = self.layers.bn(x)", "return self.layers.drop(x)"])),
+    "a module dict entry's bias": (
+        module_source(['self.layers = nn.ModuleDict({"fc": nn.Linear(64, 8), '
+                       '"bn": nn.BatchNorm1d(8)})'],
+                      ['return self.layers["bn"](self.layers["fc"](x))']),
+        module_source(['self.layers = nn.ModuleDict({"fc": nn.Linear(64, 8, bias=False), '
+                       '"bn": nn.BatchNorm1d(8)})'],
+                      ['return self.layers["bn"](self.layers["fc"](x))'])),
+    "a pair inside a loop over literal names is fixed in the body": (
+        "layers = []\n"
+        "for name in ['a', 'b']:\n"
+        "    layers += [Dense(8, activation='relu', name=name), Dropout(0.5),\n"
+        "               BatchNormalization()]\n",
+        "layers = []\n"
+        "for name in ['a', 'b']:\n"
+        "    layers += [Dense(8, activation='relu', name=name), BatchNormalization(),\n"
+        "               Dropout(0.5)]\n"),
     "byte-order mark and CRLF line ends are kept": (
         "\ufeffm = Sequential([Dropout(0.5),\r\n    BatchNormalization()])\r\n",
         "\ufeffm = Sequential([BatchNormalization(),\r\n    Dropout(0.5)])\r\n"),
@@ -72,6 +104,11 @@ UNFIXABLE = {
     "dropout output read twice": (
         "x = Dropout(0.5)(inputs)\ny = BatchNormalization()(x)\nz = Dense(8)(x)\n"),
     "flatten between": "m = Sequential([Dropout(0.5), Flatten(), BatchNormalization()])\n",
+    "module dict called in a loop over its keys": module_source(
+        ['self.layers = nn.ModuleDict({"drop": nn.Dropout(0.5), "bn": nn.BatchNorm1d(8)})'],
+        ['for name in ["drop", "bn"]:', "    x = self.layers[name](x)", "return x"]),
+    "a sequential of a dict names its layers": (
+        'net = nn.Sequential(OrderedDict({"drop": nn.Dropout(0.5), "bn": nn.BatchNorm1d(8)}))\n'),
 }
 
 

@@ -27,3 +27,14 @@ def test_rules_over_a_traced_chain_report_module_names() -> None:
     assert sorted((f.code, f.location.module) for f in findings) == [
         ("BNP001", "bn1"), ("BNP002", "out"), ("BNP003", "spare_bn"), ("BNP004", "bn1"),
         ("BNP005", "bn_out")]
+
+
+def test_a_sigmoid_ending_a_one_unit_head_is_an_output() -> None:
+    def head(name: str) -> tuple[Layer, ...]:
+        return (_layer(LayerKind.LINEAR, "Linear", f"{name}.fc", has_bias=False, width=1, dims=1),
+                _layer(LayerKind.BATCHNORM, "BatchNorm1d", f"{name}.bn", width=1, dims=1),
+                _layer(LayerKind.ACTIVATION, "Sigmoid", f"{name}.act", function="sigmoid"))
+
+    hidden = head("hidden") + (_layer(LayerKind.LINEAR, "Linear", "out", width=1, dims=1),)
+    findings = run_rules(Description((head("output"), hidden)), lambda code: code == "BNP005")
+    assert [f.location.module for f in findings] == ["output.bn"]

@@ -30,6 +30,39 @@ def test_noqa_on_the_reported_line(noqa_dense: str, noqa_bn: str, expected: list
     assert code_lines(MODEL.format(noqa_dense=noqa_dense, noqa_bn=noqa_bn)) == expected
 
 
+MODULE_DICT = """\
+import torch
+from torch import nn
+
+WIDTH = 8
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleDict({{"drop": nn.Dropout(0.5), "bn": nn.BatchNorm1d(WIDTH)}})
+        self.fc = nn.Linear(WIDTH, 1, bias=False)
+        self.out_bn = nn.BatchNorm1d(WIDTH // 4)
+
+    def forward(self, x):
+        for name in ["drop", "bn"]:
+            x = self.layers[name](x){noqa_loop}
+        return torch.sigmoid(self.out_bn(self.fc(x))){noqa_out}
+"""
+
+
+@pytest.mark.parametrize(("noqa_loop", "noqa_out", "expected"), [
+    ("", "", [("BNP001", 16), ("BNP004", 17), ("BNP005", 17)]),
+    ("  # noqa: BNP001", "", [("BNP004", 17), ("BNP005", 17)]),
+    ("", "  # noqa: BNP005", [("BNP001", 16), ("BNP004", 17)]),
+    ("  # noqa", "  # noqa: BNP004,BNP005", []),
+])
+def test_noqa_for_module_dicts_constants_and_sigmoid_heads(noqa_loop: str, noqa_out: str,
+                                                           expected: list) -> None:
+    source = MODULE_DICT.format(noqa_loop=noqa_loop, noqa_out=noqa_out)
+    assert code_lines(source) == expected
+
+
 def _project(tmp_path: Path, table: str) -> Path:
     (tmp_path / "pyproject.toml").write_text(f"[project]\nname = 'x'\n\n[tool.bnplace]\n{table}\n")
     (tmp_path / "models").mkdir()

@@ -66,3 +66,27 @@ def test_a_cell_that_does_not_parse_is_reported_and_the_others_still_linted(tmp_
     fixed = json.loads(result.text)["cells"]
     assert fixed[1]["source"] == cells[1]  # kept as written
     assert fixed[2]["source"] == "x = BatchNormalization()(x)\nx = Dropout(0.5)(x)"
+
+
+def test_module_dicts_constants_and_sigmoid_heads_in_cells(tmp_path: Path) -> None:
+    cells = ["%matplotlib inline\nimport torch\nimport torch.nn as nn\nHIDDEN = 32",
+             "class Net(nn.Module):\n"
+             "    def __init__(self):\n"
+             "        super().__init__()\n"
+             '        self.layers = nn.ModuleDict({"drop": nn.Dropout(0.5),\n'
+             '                                     "bn": nn.BatchNorm1d(HIDDEN)})\n'
+             "        self.fc = nn.Linear(HIDDEN, 1, bias=False)\n"
+             "        self.out_bn = nn.BatchNorm1d(2 * HIDDEN)\n"
+             "    def forward(self, x):\n"
+             '        x = self.layers["bn"](self.layers["drop"](x))\n'
+             "        return torch.sigmoid(self.out_bn(self.fc(x)))"]
+    path = tmp_path / "head.ipynb"
+    document = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "source": c}
+                          for c in cells], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(document))
+    found = [(f.code, f.cell, f.location.row, f.location.column) for f in _lint(path).findings]
+    assert found == [("BNP001", 2, 9, 12), ("BNP004", 2, 10, 29), ("BNP005", 2, 10, 29)]
+    result = _lint(path, fix=True)
+    assert [f.code for f in result.findings] == ["BNP004", "BNP005"] and result.fixed == 1
+    fixed = json.loads(result.text)["cells"][1]["source"]
+    assert 'x = self.layers["drop"](self.layers["bn"](x))' in fixed

@@ -49,6 +49,13 @@ RULE = Rule(
         "        self.bn = nn.BatchNorm1d(64)\n"
         "    def forward(self, x):\n"
         "        return self.drop(self.bn(x))\n",
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.layers = nn.ModuleDict()\n"
+        "        self.layers[\"drop\"], self.layers[\"bn\"] = nn.Dropout(0.5), nn.BatchNorm1d(8)\n"
+        "    def forward(self, x):\n"
+        "        return self.layers.drop(self.layers.bn(x))\n",
     ),
     invalid=(
         "layers = [Dense(4096, activation='relu'), Dropout(p),\n"
@@ -65,6 +72,15 @@ RULE = Rule(
         "        return self.bn(x)  # <- BNP001\n",
         "net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(),\n"
         "                    nn.BatchNorm1d(32))  # <- BNP001\n",
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.layers = nn.ModuleDict({\"drop\": nn.Dropout(0.5),\n"
+        "                                     \"bn\": nn.BatchNorm1d(64)})\n"
+        "    def forward(self, x):\n"
+        "        for name in [\"drop\", \"bn\"]:\n"
+        "            x = self.layers[name](x)  # <- BNP001\n"
+        "        return self.layers.bn(self.layers.drop(x))  # <- BNP001\n",
     ),
     check=check,
     fixable=True,

@@ -36,6 +36,13 @@ RULE = Rule(
         "        self.bn2 = nn.BatchNorm1d(10)\n"
         "    def forward(self, x):\n"
         "        return getattr(self, \"bn2\")(x)\n",
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.norms = nn.ModuleDict()\n"
+        "        self.norms[\"bn\"] = nn.BatchNorm1d(10)\n"
+        "    def forward(self, x):\n"
+        "        return self.norms[\"bn\"](x)\n",
     ),
     invalid=(
         "BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001)  # <- BNP003\n",

@@ -40,8 +40,12 @@ RULE = Rule(
     name="batchnorm-shape-mismatch",
     summary="a BatchNorm does not fit the shape of the layer before it",
     what="Checks for `BatchNorm2d` after a `Linear`, `BatchNorm1d` after a `Conv2d`, and a "
-         "`num_features` that differs from the previous linear layer's output width (when both "
-         "are written as numbers). Activations and dropout in between are looked through.",
+         "`num_features` that differs from the previous linear layer's output width, when both "
+         "are constants: numbers, names assigned a constant once (`HIDDEN = 128`, at module or "
+         "class level or in the function; `self.HIDDEN` reads a class constant) and arithmetic "
+         "of these (`16 * 5 * 5`). A parameter is no constant even with a default, as a caller "
+         "may pass another value: `nn.Linear(64, hidden)` then `nn.BatchNorm1d(64)` is not "
+         "reported. Activations and dropout in between are looked through.",
     why="BatchNorm normalises per channel and checks the input rank: the wrong variant fails at "
         "the first forward pass, a wrong width fails or, with lazy shapes, normalises the wrong "
         "axis. Catching it in the editor is cheaper than a crashed training job.",
@@ -51,6 +55,8 @@ RULE = Rule(
         "net = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU())\n",
         "net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.BatchNorm2d(8))\n",
         "net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Flatten(), nn.BatchNorm1d(288))\n",
+        "HIDDEN = 128\n"
+        "net = nn.Sequential(nn.Linear(16 * 5 * 5, HIDDEN), nn.ReLU(), nn.BatchNorm1d(HIDDEN))\n",
     ),
     invalid=(
         "net = nn.Sequential(nn.Linear(64, 32),\n"
@@ -59,6 +65,9 @@ RULE = Rule(
         "                    nn.BatchNorm1d(8))  # <- BNP004\n",
         "net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(),\n"
         "                    nn.BatchNorm1d(64))  # <- BNP004\n",
+        "HIDDEN = 128\n"
+        "net = nn.Sequential(nn.Linear(16 * 5 * 5, HIDDEN), nn.ReLU(),\n"
+        "                    nn.BatchNorm1d(2 * HIDDEN))  # <- BNP004\n",
     ),
     check=check,
 )
