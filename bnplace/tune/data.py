@@ -21,6 +21,7 @@ from bnplace.loading import SpecError, load_object
 SPLIT_SEED = 0  # the train/val split never changes between runs, workers or seeds
 VAL_FRACTION = 0.2
 ON_DEVICE_LIMIT_BYTES = 1 << 30  # larger tensor sets stay in host memory and move per batch
+SHUFFLE_CHUNK_BYTES = 64 << 20  # the most a shuffled epoch copies at once
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DataSource = Union[str, Callable[[], Any], tuple[Any, Any]]
@@ -49,12 +50,19 @@ class TensorBatches:
         return TensorBatches(self.inputs.float(), self.targets, self.device)
 
     def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        """Random batches covering the set once; a last batch of one sample is skipped (BN needs two)."""
+        """Random batches covering the set once; a last batch of one sample is skipped (BN needs two).
+
+        The samples are gathered in shuffled order a chunk of many batches at a time, and each
+        batch is a slice of that: one gather per chunk costs less than two per batch.
+        """
         order = torch.randperm(len(self), generator=generator).to(self.inputs.device)
-        for start in range(0, len(self), batch_size):
-            index = order[start:start + batch_size]
-            if len(index) > 1:
-                yield self._moved(self.inputs[index], self.targets[index])
+        sample_bytes = (self.inputs.nbytes + self.targets.nbytes) // max(len(self), 1) or 1
+        batches_per_chunk = max(SHUFFLE_CHUNK_BYTES // (sample_bytes * batch_size), 1)
+        for chunk in order.split(batches_per_chunk * batch_size):
+            inputs, targets = self.inputs[chunk], self.targets[chunk]
+            for batch in zip(inputs.split(batch_size), targets.split(batch_size)):
+                if len(batch[0]) > 1:
+                    yield self._moved(*batch)
 
     def in_order(self, batch_size: int) -> Iterator[Batch]:
         for start in range(0, len(self), batch_size):

@@ -113,7 +113,7 @@ def _train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Opti
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.detach().float()
+        loss_sum += loss.detach()
     return loss_sum.item()  # one host sync per epoch
 
 

@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from bnplace.loading import SpecError
+from bnplace.tune import data as data_module
 from bnplace.tune.data import LoaderBatches, TensorBatches, load_data
 from examples.models import MLP, SmallCNN
 from tests.tune.conftest import TokenBag, integer_pairs
@@ -40,6 +41,20 @@ def test_shuffled_batches_cover_the_set_once_and_skip_a_lone_last_sample():
     seen = [b[1].tolist() for b in batches.shuffled(4, torch.Generator().manual_seed(0))]
     assert [len(b) for b in seen] == [4, 4]  # the ninth sample alone would break BatchNorm
     assert len(set(sum(seen, []))) == 8
+
+
+def test_shuffled_batches_are_the_same_however_much_is_gathered_at_once(monkeypatch):
+    batches = TensorBatches(torch.arange(50.0).reshape(25, 2), torch.arange(25))
+
+    def epoch() -> list[tuple[list[float], list[int]]]:
+        shuffled = batches.shuffled(4, torch.Generator().manual_seed(1))
+        return [(x[:, 0].tolist(), y.tolist()) for x, y in shuffled]
+
+    whole = epoch()
+    monkeypatch.setattr(data_module, "SHUFFLE_CHUNK_BYTES", 1)  # a gather per batch
+    assert epoch() == whole
+    assert all(x == [2.0 * t for t in y] for x, y in whole)  # inputs stay with their targets
+    assert len(whole) == 6 and len({t for _, y in whole for t in y}) == 24  # lone 25th skipped
 
 
 def _pairs():
