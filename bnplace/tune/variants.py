@@ -30,22 +30,20 @@ def require_chains(model: nn.Module, example: torch.Tensor) -> int:
 
 
 def build_variant(model_fn: ModelFactory, placement: Placement, example: torch.Tensor,
-                  shown: set[str] | None = None) -> nn.Module:
+                  shown: set[str]) -> nn.Module:
     """A fresh model from ``model_fn`` rewritten so every chain has ``placement``.
 
-    The graph pass warns alike for every trial of a placement, so each of its warnings is shown
-    once per ``shown`` set (a study keeps one), not once per trial.
+    Building a variant warns alike for every trial (the graph pass's notes, the user's own
+    warnings), so each warning is shown once per ``shown`` set (a study keeps one).
     """
-    from bnplace.graph import BnplaceWarning, rewrite
+    from bnplace.graph import rewrite
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = rewrite(model_fn(), placement, example_inputs=(example,), drop_bias=True)
     for warning in caught:
-        if shown is not None and issubclass(warning.category, BnplaceWarning):
-            if str(warning.message) in shown:
-                continue
+        if str(warning.message) not in shown:
             shown.add(str(warning.message))
-        warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                               warning.lineno)
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     return model
