@@ -163,6 +163,12 @@ def test_check_clean_model_exits_zero_and_machine_output_stays_parseable() -> No
     assert err.splitlines()[-1] == "No variance shift beyond x1.1."
 
 
+def test_fixable_findings_point_at_the_source_fix() -> None:
+    code, out, _ = check("--model", "tests.test_check:LoopNet", "--no-measure")
+    assert code == 1
+    assert out.splitlines()[-1].endswith("fixable with `bnplace lint --fix` on the model's source.")
+
+
 def test_bad_model_is_a_one_line_error() -> None:
     code, out, err = check("--model", "tests.test_check:Missing")
     assert code == 2 and err.strip().splitlines() == [

@@ -84,6 +84,8 @@ def test_help_says_how_to_load() -> None:
      "building"),
     (["--model", f"{MODELS}:MLP", "--placement", "none", "--input-shape", "a,b"],
      "--input-shape must be integers"),
+    (["--model", f"{MODELS}:MLP", "--placement", "none", "--input-shape", "3,x,8"],
+     "--input-shape must be integers"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["rewrite", *args])

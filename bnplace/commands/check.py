@@ -83,7 +83,8 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
         click.echo(f"note: `{name or spec}` was traced with shapes fixed from the data at {where}",
                    err=True)
     if output_format == "text":
-        click.echo(output.text(findings, color=sys.stdout.isatty()))
+        click.echo(output.text(findings, color=sys.stdout.isatty(),
+                               fix_with="`bnplace lint --fix` on the model's source"))
     else:
         click.echo(output.MACHINE_FORMATS[output_format](findings))
     if table:

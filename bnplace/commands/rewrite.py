@@ -97,7 +97,7 @@ def _example_input(text: str | None) -> Any:
     if not text:
         return None
     try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
     except ValueError:
         raise ValueError(f"--input-shape must be integers separated by commas, e.g. 1,28,28; "
                          f"got {text!r}") from None

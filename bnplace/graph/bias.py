@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from bnplace.graph.copying import copy_module
-from bnplace.graph.kinds import main_input, module_kind
+from bnplace.graph.kinds import main_input, module_kind, overrides_forward
 from bnplace.graph.tracing import Trace, trace
 from bnplace.placement import LayerKind
 
@@ -23,7 +23,9 @@ from bnplace.placement import LayerKind
 def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
     """(linear, batchnorm) qualified module names where the linear feeds only that BN.
 
-    Both must be called exactly once, so changing them changes nothing else.
+    Both must be called exactly once, so changing them changes nothing else, and the linear
+    layer must compute as its torch class does (a subclass's own forward may use its bias
+    differently).
     """
     pairs = []
     for part in traced.parts:
@@ -32,7 +34,9 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
         for node in part.graph.nodes:
             if node.op != "call_module" or calls[node.target] != 1:
                 continue
-            if module_kind(modules[node.target]) is not LayerKind.LINEAR or len(node.users) != 1:
+            linear = modules[node.target]
+            if module_kind(linear) is not LayerKind.LINEAR or len(node.users) != 1 \
+                    or overrides_forward(linear):
                 continue
             user = next(iter(node.users))
             if (user.op == "call_module" and calls[user.target] == 1 and main_input(user) is node

@@ -9,9 +9,10 @@ from typing import Any
 
 from torch import fx, nn
 
-from bnplace.graph.kinds import is_add, main_input, node_kind
+from bnplace.graph.kinds import describe, is_add, is_identity, is_pooling, main_input, node_kind
+from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
-from bnplace.placement import LayerKind, Placement
+from bnplace.placement import LayerKind, Placement, activation_function
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,11 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
     act = drop = bn = None
     bn_after: fx.Node | None = None  # the member the BN follows
     skipped: str | None = None
-    cur = linear
+    cur = last = linear  # the node reached, and the last member (an nn.Identity is passed over)
     while True:
         users = list(cur.users)
-        follow = [u for u in users if main_input(u) is cur and _continues(u, kinds, act, drop, bn)]
+        follow = [u for u in users if main_input(u) is cur
+                  and (is_identity(u, modules) or _continues(u, kinds, act, drop, bn))]
         if not follow:
             if act is None and len(users) == 1:
                 join = _residual_join(users[0], kinds)
@@ -143,12 +145,14 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
         nxt = follow[0]
         kind = kinds[nxt]
         if kind is LayerKind.BATCHNORM:
-            bn, bn_after = nxt, cur
+            bn, bn_after = nxt, last
         elif kind is LayerKind.ACTIVATION:
             act = nxt
-        else:
+        elif kind is LayerKind.DROPOUT:
             drop = nxt
         cur = nxt
+        if kind is not None:
+            last = nxt
     if act is None:
         return None
     placement = Placement.NONE
@@ -160,11 +164,9 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
         else:
             placement = Placement.AFTER_DROPOUT
     members = [n for n in (linear, act, drop, bn) if n is not None]
-    if skipped is None:
-        for n in members:
-            if n.op == "call_module" and calls[n.target] > 1:
-                skipped = f"`{part.qualified(str(n.target))}` is called at {calls[n.target]} places"
-                break
+    skipped = (skipped or _shared_member(part, members, kinds, calls)
+               or _trailing_batchnorm(part, cur, bn, modules, kinds)
+               or _output_squashing(part, cur, act, modules))
     container = _container(part, members, modules, positions_of)
     if skipped is None and part.training_dependent and container is None:
         skipped = part.training_dependent
@@ -180,6 +182,57 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
         nodes=ChainNodes(linear, act, drop, bn),
         container=container, shape=shape,
     )
+
+
+def _shared_member(part: TracedPart, members: list[fx.Node],
+                   kinds: dict[fx.Node, LayerKind | None], calls: Counter) -> str | None:
+    """Why a linear or BN module called elsewhere too stops the chain (its bias or statistics
+    would change for the other call); a shared activation or dropout (torchvision's one
+    ``self.relu``) is only called, never changed, so it does not."""
+    for n in members:
+        if n.op == "call_module" and calls[n.target] > 1 \
+                and kinds[n] in (LayerKind.LINEAR, LayerKind.BATCHNORM):
+            return f"`{part.qualified(str(n.target))}` is called at {calls[n.target]} places"
+    return None
+
+
+def _trailing_batchnorm(part: TracedPart, end: fx.Node, bn: fx.Node | None,
+                        modules: dict[str, nn.Module],
+                        kinds: dict[fx.Node, LayerKind | None]) -> str | None:
+    """Why a BatchNorm right after the chain, or after pooling that follows it (the Keras
+    Conv → ReLU → MaxPool → BN idiom), stops the chain: a rewrite would add a second BN or leave
+    one behind."""
+    node = end
+    while len(node.users) == 1:
+        user = next(iter(node.users))
+        if main_input(user) is not node:
+            return None
+        if kinds[user] is LayerKind.BATCHNORM:
+            if bn is not None:
+                return (f"a second BatchNorm `{_name(part, user)}` follows "
+                        f"`{_name(part, node)}` (the chain holds one)")
+            return (f"its BatchNorm `{_name(part, user)}` comes after `{_name(part, node)}`, "
+                    f"which is not a chain layer")
+        if not (is_pooling(user, modules) or kinds[user] is LayerKind.DROPOUT
+                or is_identity(user, modules)):
+            return None
+        node = user
+    return None
+
+
+SQUASHING_OUTPUTS = ("sigmoid", "tanh", "hardsigmoid")
+
+
+def _output_squashing(part: TracedPart, end: fx.Node, act: fx.Node,
+                      modules: dict[str, nn.Module]) -> str | None:
+    """Why a chain whose sigmoid or tanh is the output (a binary classifier, a GAN generator's
+    image) is left: a BN there would sit on the output layer (BNP005)."""
+    name = describe(act, modules).rpartition(".")[2]
+    if activation_function(name) not in SQUASHING_OUTPUTS:
+        return None
+    if end.users and all(user.op == "output" for user in end.users):
+        return f"it is the output layer (`{_name(part, act)}` gives the model's output)"
+    return None
 
 
 def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, drop: Any,
@@ -235,6 +288,10 @@ def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.M
     parent = modules.get(parent_name)
     if type(parent).forward is not nn.Sequential.forward or not isinstance(parent, nn.Sequential):
         return None
+    if parent_name:  # in place, the owner's own forward runs: it must not pick layers by position
+        owner_name, _, attr = parent_name.rpartition(".")
+        if attr in positionally_used(modules[owner_name]):
+            return None
     index = positions_of.get(parent_name)
     if index is None:
         index = positions_of[parent_name] = {key: i for i, key in enumerate(parent._modules)}

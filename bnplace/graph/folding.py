@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
 from bnplace.graph.affine import batchnorm_affine, merge_into_following, merge_into_preceding
-from bnplace.graph.kinds import describe, main_input, node_kind
+from bnplace.graph.kinds import (describe, is_average_pool, is_identity, is_max_pool, main_input,
+                                 node_kind, overrides_forward)
 from bnplace.graph.copying import copy_module
 from bnplace.graph.rewriting import finish_graph_module, install_part
 from bnplace.graph.shapes import ChannelLastBatchNorm, output_shape, propagate_shapes
@@ -40,10 +40,6 @@ from bnplace.graph.tracing import TracedPart, trace
 from bnplace.placement import LayerKind
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
-_MAX_POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
-_MAX_POOL_FUNCTIONS = (F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d,
-                       F.adaptive_max_pool2d, F.adaptive_max_pool3d)
-_ADAPTIVE_AVG_FUNCTIONS = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
 
 
 @dataclass(frozen=True)
@@ -206,9 +202,8 @@ class _Folder:
         if self.calls[id(layer)] == 1 and id(layer) not in self.shared:
             return layer, None
         original = self.names[id(layer)]
-        target = _free_name(part.module, f"{str(node.target).replace('.', '_')}_folded")
         private = copy_module(layer)
-        part.module.add_module(target, private)
+        target = part.add_module(f"{str(node.target).replace('.', '_')}_folded", private)
         modules[target] = private
         node.target = target
         self.calls[id(layer)] -= 1
@@ -222,6 +217,8 @@ class _Folder:
         if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)) or \
                 isinstance(layer.weight, nn.parameter.UninitializedParameter):
             return f"`{name}` ({type(layer).__name__}) has no initialized weight to merge into"
+        if overrides_forward(layer):
+            return f"`{name}` ({type(layer).__name__}) overrides forward, so its map is unknown"
         if parametrize.is_parametrized(layer) or layer._forward_pre_hooks or layer._forward_hooks:
             return (f"`{name}` computes its weight (a parametrization or weight norm) or has "
                     f"forward hooks")
@@ -281,13 +278,13 @@ def _following(part: TracedPart, node: fx.Node, positive: bool,
             problem = _dropout_problem(part, nxt, modules)
         elif _is_flatten(nxt, modules) and not flattened:
             flattened, spatial = True, _spatial_size(cur)
-        elif _is_average_pool(nxt, modules) and not flattened:
+        elif is_average_pool(nxt, modules) and not flattened:
             problem = _average_pool_problem(part, nxt, modules)
-        elif _is_max_pool(nxt, modules) and not flattened:
+        elif is_max_pool(nxt, modules) and not flattened:
             if not positive:
                 problem = (f"{_label(part, nxt, modules)} only commutes with a BN whose scales "
                            f"are all positive")
-        elif not _is_identity(nxt, modules):
+        elif not is_identity(nxt, modules):
             problem = f"it is followed by {_label(part, nxt, modules)}, which it cannot pass"
         if problem:
             return problem
@@ -399,17 +396,6 @@ def _spatial_size(before: fx.Node) -> int | None:
     return math.prod(shape[2:]) if shape is not None else None
 
 
-def _is_identity(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    return node.op == "call_module" and isinstance(modules[str(node.target)], nn.Identity)
-
-
-def _is_average_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    if node.op == "call_module":
-        return isinstance(modules[str(node.target)], (nn.modules.pooling._AvgPoolNd,
-                                                      nn.modules.pooling._AdaptiveAvgPoolNd))
-    return node.op == "call_function" and node.target in _ADAPTIVE_AVG_FUNCTIONS
-
-
 def _average_pool_problem(part: TracedPart, node: fx.Node,
                           modules: dict[str, nn.Module]) -> str | None:
     """Averages commute with ``scale * x + shift`` unless padded zeros or a custom divisor enter."""
@@ -423,16 +409,6 @@ def _average_pool_problem(part: TracedPart, node: fx.Node,
     return None
 
 
-def _is_max_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    if node.op == "call_module":
-        m = modules[str(node.target)]
-        return isinstance(m, _MAX_POOL_MODULES) and not m.return_indices
-    if node.op == "call_function" and node.target in _MAX_POOL_FUNCTIONS:
-        return_indices = node.args[6] if len(node.args) > 6 else node.kwargs.get("return_indices")
-        return not return_indices
-    return False
-
-
 def _as_tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
@@ -443,14 +419,6 @@ def _drop_string_annotations(graph: fx.Graph) -> None:
     for node in graph.nodes:
         if isinstance(node.type, str):
             node.type = None
-
-
-def _free_name(module: nn.Module, base: str) -> str:
-    """``base``, or ``base1``, ``base2``... whichever ``module`` has no attribute of yet."""
-    name, i = base, 1
-    while hasattr(module, name):
-        name, i = f"{base}{i}", i + 1
-    return name
 
 
 def _remove_from_sequential(root: nn.Module, target: str) -> bool:

@@ -41,6 +41,12 @@ def method_kinds() -> dict[str, LayerKind]:
 
 
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
+_MAX_POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
+_MAX_POOL_FUNCTIONS = (F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d,
+                       F.adaptive_max_pool2d, F.adaptive_max_pool3d)
+_AVG_POOL_MODULES = (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)
+_ADAPTIVE_AVG_FUNCTIONS = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
+_AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)
 ADD_METHODS = ("add", "add_")
 
 
@@ -50,6 +56,16 @@ def module_kind(module: nn.Module) -> LayerKind | None:
         if isinstance(module, module_types(kind)):
             return kind
     return None
+
+
+def overrides_forward(module: nn.Module) -> bool:
+    """True when ``module``'s class computes its output its own way (timm's ``Conv2dSame`` pads,
+    ``StdConv2d`` standardizes its weight): merging a bias or a BN into its weight is then not
+    known to be exact."""
+    cls = type(module)
+    base = next(c for c in cls.__mro__ if c.__module__.startswith("torch.nn."))
+    return any(getattr(cls, name, None) is not getattr(base, name, None)
+               for name in ("forward", "_conv_forward"))
 
 
 def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> LayerKind | None:
@@ -103,3 +119,31 @@ def describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     if getattr(torch, name, None) is target:
         return f"torch.{name}"
     return name
+
+
+def is_identity(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    return node.op == "call_module" and isinstance(modules[str(node.target)], nn.Identity)
+
+
+def is_average_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """An average-pooling module, or an adaptive one called functionally (no padding options)."""
+    if node.op == "call_module":
+        return isinstance(modules[str(node.target)], _AVG_POOL_MODULES)
+    return node.op == "call_function" and node.target in _ADAPTIVE_AVG_FUNCTIONS
+
+
+def is_max_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A max-pooling module or function that returns only the pooled values."""
+    if node.op == "call_module":
+        m = modules[str(node.target)]
+        return isinstance(m, _MAX_POOL_MODULES) and not m.return_indices
+    if node.op == "call_function" and node.target in _MAX_POOL_FUNCTIONS:
+        return_indices = node.args[6] if len(node.args) > 6 else node.kwargs.get("return_indices")
+        return not return_indices
+    return False
+
+
+def is_pooling(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Any max or average pooling, functional ``F.avg_pool*d`` included."""
+    return (is_max_pool(node, modules) or is_average_pool(node, modules)
+            or (node.op == "call_function" and node.target in _AVG_POOL_FUNCTIONS))

@@ -16,6 +16,7 @@ Two ways, chosen per traced part:
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,11 @@ from bnplace.graph.training import materialize_training_flag
 from bnplace.placement import Placement
 
 PlacementSpec = Union[Placement, str, Mapping[Union[str, Chain], Union[Placement, str]]]
+
+
+_MODULE_HOOKS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+                 "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_backward_hooks",
+                 "_backward_pre_hooks")
 
 
 class BnplaceWarning(UserWarning):
@@ -228,27 +234,13 @@ def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed
             removed.discard(str(target_name))
         else:
             base = f"{linear.target}_bn" if linear.op == "call_module" else f"{linear.name}_bn"
-            name = _add_module(part, base, _new_batchnorm(part, chain))
+            name = part.add_module(base, _new_batchnorm(part, chain))
             bn_node = graph.call_module(name, (anchor,))
     anchor.replace_all_uses_with(bn_node, delete_user_cb=lambda user: user is not bn_node)
     if target is Placement.BEFORE_ACTIVATION and linear.op == "call_module" \
             and bn_node.op == "call_module":
         return [(part.modules[str(linear.target)], part.modules[str(bn_node.target)])]
     return []
-
-
-def _add_module(part: TracedPart, base: str, module: nn.Module) -> str:
-    """Register ``module`` under a free name near ``base`` (a dotted path) in the part."""
-    parent_name, _, attr = base.rpartition(".")
-    holder: nn.Module = part._graph_module if part._graph_module is not None else part.module
-    parent = holder.get_submodule(parent_name) if parent_name else holder
-    name, i = attr, 1
-    while hasattr(parent, name):
-        name, i = f"{attr}{i}", i + 1
-    parent.add_module(name, module)
-    full = f"{parent_name}.{name}" if parent_name else name
-    part.modules[full] = module
-    return full
 
 
 def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.GraphModule:
@@ -258,7 +250,7 @@ def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.Graph
         gm = part.graph_module
         legalize_graph(gm)  # builds a new graph
         part.graph = gm.graph
-    materialize_training_flag(part.graph, lambda base, module: _add_module(part, base, module))
+    materialize_training_flag(part.graph, part.add_module)
     for node in list(part.graph.nodes):  # attributes a removed functional BN read
         if node.op == "get_attr" and not node.users:
             part.graph.erase_node(node)
@@ -316,11 +308,33 @@ def finish_graph_module(gm: fx.GraphModule) -> fx.GraphModule:
 def install_part(model: nn.Module, prefix: str, gm: nn.Module) -> nn.Module:
     """Put ``gm`` where the traced part ``prefix`` was; returns the (possibly new) root."""
     if not prefix:
+        _warn_fixed_arguments(model, gm)
+        for hooks in _MODULE_HOOKS:  # the model's own hooks keep firing on its traced copy
+            getattr(gm, hooks).update(getattr(model, hooks))
         return gm
     parent_name, _, attr = prefix.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, attr, gm)
     return model
+
+
+def _warn_fixed_arguments(model: nn.Module, gm: nn.Module) -> None:
+    """Say which of the forward's arguments the traced copy no longer takes (``mask=None`` is
+    fixed while tracing, see :func:`~bnplace.graph.tracing.trace`): a caller passing one fails."""
+    if not isinstance(gm, fx.GraphModule):
+        return
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return
+    kept = {str(n.target).lstrip("*") for n in gm.graph.nodes if n.op == "placeholder"}
+    fixed = [f"{p.name}={p.default!r}" for p in parameters
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in kept]
+    if fixed:
+        warnings.warn(f"bnplace: the traced {type(model).__name__} no longer takes "
+                      f"{', '.join(fixed)}: fixed while tracing. Pass concrete_args="
+                      f"{{'{fixed[0].partition('=')[0]}': torch.fx.PH}} to keep it an input",
+                      BnplaceWarning, stacklevel=4)
 
 
 def _unique(base: str, taken: Mapping[str, Any]) -> str:

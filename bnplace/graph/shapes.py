@@ -128,6 +128,8 @@ def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = F
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fake_inputs = tuple(fake_mode.from_tensor(t) if isinstance(t, torch.Tensor) else t
                         for t in inputs)
+    for part in traced.parts:  # built outside eval mode: a GraphModule copies its root's flag
+        part.graph_module
     with _eval_mode(traced.model), torch.no_grad():
         if len(traced.parts) == 1 and traced.parts[0].prefix == "":
             part_inputs = {"": (fake_inputs, {})}

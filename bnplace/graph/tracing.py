@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from bnplace.graph.positional import positionally_used
 from bnplace.placement import LAYER_NAMES, LayerKind
 
 
@@ -159,6 +160,23 @@ class TracedPart:
     def qualified(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
 
+    def add_module(self, base: str, module: nn.Module) -> str:
+        """Register ``module`` under a free name near ``base`` (a dotted path); returns its target.
+
+        It goes into the GraphModule when that is built already, else into ``module``, so the
+        graph built later (or now) calls it either way.
+        """
+        parent_name, _, attr = base.rpartition(".")
+        holder = self._graph_module if self._graph_module is not None else self.module
+        parent = holder.get_submodule(parent_name) if parent_name else holder
+        name, i = attr, 1
+        while hasattr(parent, name):
+            name, i = f"{attr}{i}", i + 1
+        parent.add_module(name, module)
+        full = f"{parent_name}.{name}" if parent_name else name
+        self.modules[full] = module
+        return full
+
     @property
     def graph_module(self) -> fx.GraphModule:
         """A GraphModule of this part (built on first use; shares the part's submodules)."""
@@ -267,8 +285,13 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
 def _trace_children(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
                     parts: list[TracedPart], untraced: dict[str, str],
                     first_error: list[BaseException]) -> None:
+    by_position = positionally_used(module)
     for name, child in module.named_children():
-        if not _is_chain_leaf(child, leaf):
+        if name in by_position:
+            untraced[_join(prefix, name)] = (
+                f"the forward of `{prefix or type(module).__name__}`, which does not trace, "
+                f"indexes or iterates it, so changing its layers would change what that code picks")
+        elif not _is_chain_leaf(child, leaf):
             _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
 
 

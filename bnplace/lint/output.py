@@ -26,8 +26,9 @@ def where(finding: Finding) -> str:
 
 
 def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
-         color: bool = False) -> str:
-    """One line per finding (or per code with ``statistics``), then a summary line."""
+         color: bool = False, fix_with: str = "the `--fix` option") -> str:
+    """One line per finding (or per code with ``statistics``), then a summary line that says
+    how many are fixable ``fix_with``."""
     def style(value: str, **styles) -> str:
         return click.style(value, **styles) if color else value
 
@@ -44,18 +45,18 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
             mark = " [*]" if finding.fix_title else ""
             lines.append(f"{style(finding.path, bold=True)}:{where(finding)}: "
                          f"{style(finding.code, fg='red', bold=True)}{mark} {finding.message}")
-    lines.append(_summary(findings, fixed))
+    lines.append(_summary(findings, fixed, fix_with))
     return "\n".join(lines)
 
 
-def _summary(findings: Sequence[Finding], fixed: int) -> str:
+def _summary(findings: Sequence[Finding], fixed: int, fix_with: str) -> str:
     if fixed:
         return f"Found {len(findings) + fixed} errors ({fixed} fixed, {len(findings)} remaining)."
     if not findings:
         return "All checks passed!"
     count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
     fixable = sum(1 for finding in findings if finding.fix_title)
-    hint = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
+    hint = f"\n[*] {fixable} fixable with {fix_with}." if fixable else ""
     return f"Found {count}.{hint}"
 
 

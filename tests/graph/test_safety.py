@@ -180,7 +180,7 @@ class TrainingBranch(nn.Module):
         x = self.seq(x)
         if self.training:
             x = x * 2
-        return F.dropout(torch.sigmoid(self.fc(x)), 0.2, self.training)
+        return F.dropout(torch.relu(self.fc(x)), 0.2, self.training)
 
 
 def test_training_branch_keeps_module_and_skips_functional_chain() -> None:
