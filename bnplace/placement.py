@@ -82,11 +82,14 @@ ACTIVATIONS: dict[str, Names] = {
 LAYER_NAMES: dict[LayerKind, Names] = {
     LayerKind.LINEAR: Names(
         torch_modules=("Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d",
-                       "LazyConv1d", "LazyConv2d", "LazyConv3d"),
+                       "LazyConv1d", "LazyConv2d", "LazyConv3d", "ConvTranspose1d",
+                       "ConvTranspose2d", "ConvTranspose3d", "LazyConvTranspose1d",
+                       "LazyConvTranspose2d", "LazyConvTranspose3d"),
         torch_functions=("linear", "conv1d", "conv2d", "conv3d"),
         keras_layers=("Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D",
                       "DepthwiseConv2D", "Convolution1D", "Convolution2D", "Convolution3D",
-                      "SeparableConvolution2D"),
+                      "SeparableConvolution2D", "Conv1DTranspose", "Conv2DTranspose",
+                      "Conv3DTranspose", "Convolution2DTranspose", "Convolution3DTranspose"),
     ),
     LayerKind.ACTIVATION: Names(
         torch_modules=tuple(m for n in ACTIVATIONS.values() for m in n.torch_modules),

@@ -25,9 +25,10 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
 
     Both must be called exactly once, so changing them changes nothing else, and the linear
     layer must compute as its torch class does (a subclass's own forward may use its bias
-    differently).
+    differently) and have a bias no forward reads.
     """
     pairs = []
+    read = biases_read(traced)
     for part in traced.parts:
         modules = part.modules
         calls = Counter(n.target for n in part.graph.nodes if n.op == "call_module")
@@ -40,9 +41,18 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
                 continue
             user = next(iter(node.users))
             if (user.op == "call_module" and calls[user.target] == 1 and main_input(user) is node
-                    and module_kind(modules[user.target]) is LayerKind.BATCHNORM):
+                    and module_kind(modules[user.target]) is LayerKind.BATCHNORM
+                    and part.qualified(str(node.target)) not in read):
                 pairs.append((part.qualified(str(node.target)), part.qualified(str(user.target))))
     return pairs
+
+
+def biases_read(traced: Trace) -> set[str]:
+    """Qualified names of the layers whose bias a forward reads itself (``self.fc.bias``):
+    dropping it would break that code."""
+    return {part.qualified(str(node.target).removesuffix(".bias"))
+            for part in traced.parts for node in part.graph.nodes
+            if node.op == "get_attr" and str(node.target).endswith(".bias")}
 
 
 def move_bias_into_batchnorm(linear: nn.Module, bn: nn.Module) -> bool:

@@ -217,6 +217,8 @@ class _Folder:
         if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)) or \
                 isinstance(layer.weight, nn.parameter.UninitializedParameter):
             return f"`{name}` ({type(layer).__name__}) has no initialized weight to merge into"
+        if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+            return f"`{name}` is a transposed convolution (its weight holds inputs first)"
         if overrides_forward(layer):
             return f"`{name}` ({type(layer).__name__}) overrides forward, so its map is unknown"
         if parametrize.is_parametrized(layer) or layer._forward_pre_hooks or layer._forward_hooks:

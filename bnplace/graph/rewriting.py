@@ -24,7 +24,7 @@ from typing import Any, Union
 
 from torch import fx, nn
 
-from bnplace.graph.bias import linear_batchnorm_pairs, move_bias_into_batchnorm
+from bnplace.graph.bias import biases_read, linear_batchnorm_pairs, move_bias_into_batchnorm
 from bnplace.graph.copying import copy_module
 from bnplace.graph.chains import Chain, ChainList, find_chains
 from bnplace.graph.kinds import main_input, with_main_input
@@ -92,6 +92,7 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     changed = {c.linear for jobs in todo.values() for c, _ in jobs}
     pairs = [(new.get_submodule(lin), new.get_submodule(bn))
              for lin, bn in linear_batchnorm_pairs(traced) if lin not in changed]
+    keep_bias = {id(new.get_submodule(name)) for name in biases_read(traced)}
 
     result = new
     parts = {p.prefix: p for p in traced.parts}
@@ -114,7 +115,8 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
 
     if drop_bias:
         for linear, bn in pairs:
-            move_bias_into_batchnorm(linear, bn)
+            if id(linear) not in keep_bias:
+                move_bias_into_batchnorm(linear, bn)
     return result
 
 

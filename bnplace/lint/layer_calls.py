@@ -20,13 +20,16 @@ from bnplace.placement import (KERAS_IDENTITY_ACTIVATIONS, LayerKind, activation
 # Where the output width sits: (position, keyword) for each constructor family.
 _TORCH_WIDTH = {"Linear": (1, "out_features"), "LazyLinear": (0, "out_features"),
                 "Conv": (1, "out_channels"), "LazyConv": (0, "out_channels"),
+                "ConvTranspose": (1, "out_channels"), "LazyConvTranspose": (0, "out_channels"),
                 "BatchNorm": (0, "num_features"), "SyncBatchNorm": (0, "num_features")}
 _KERAS_WIDTH = {"Dense": (0, "units"), "Conv": (0, "filters"), "SeparableConv": (0, "filters"),
-                "Convolution": (0, "filters"), "SeparableConvolution": (0, "filters")}
+                "Convolution": (0, "filters"), "SeparableConvolution": (0, "filters"),
+                "ConvTranspose": (0, "filters"), "ConvolutionTranspose": (0, "filters")}
 # Where the bias switch sits when passed by position (``nn.Linear(64, 10, False)``,
 # ``Dense(64, 'relu', False)``); a Keras conv's positional order changed between versions, so
 # only its keywords are read.
-_TORCH_BIAS_POSITION = {"Linear": 2, "LazyLinear": 1, "Conv": 7, "LazyConv": 6}
+_TORCH_BIAS_POSITION = {"Linear": 2, "LazyLinear": 1, "Conv": 7, "LazyConv": 6,
+                        "ConvTranspose": 7, "LazyConvTranspose": 6}
 _KERAS_ACTIVATION_POSITION = {"Dense": 1}
 _KERAS_BIAS_POSITION = {"Dense": 2}
 
@@ -42,22 +45,36 @@ def bias_parameter(framework: str, name: str) -> tuple[int | None, str]:
 
 
 def argument(call: cst.Call, position: int | None, keyword: str) -> cst.BaseExpression | None:
-    """The expression passed for a parameter, by keyword or by position."""
-    positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+    """The expression passed for a parameter, by keyword or by position (positions after a
+    ``*args`` are unknown)."""
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == keyword:
             return arg.value
+    positional = []
+    for arg in call.args:
+        if arg.star == "*":
+            break
+        if arg.keyword is None and not arg.star:
+            positional.append(arg)
     if position is not None and position < len(positional):
         return positional[position].value
     return None
 
 
+def may_be_unpacked(call: cst.Call, position: int | None) -> bool:
+    """Whether ``**kwargs`` (or ``*args``, for a parameter that has a position) may pass a
+    parameter the call does not spell out."""
+    return any(arg.star == "**" or (arg.star == "*" and position is not None)
+               for arg in call.args)
+
+
 def _has_bias(call: cst.Call, framework: str, name: str) -> bool | None:
     """True when the bias is on (the default), False when switched off (``False``, ``None``,
-    ``0``: the constructors test its truth), None when computed."""
-    node = argument(call, *bias_parameter(framework, name))
+    ``0``: the constructors test its truth), None when computed or maybe unpacked."""
+    position, keyword = bias_parameter(framework, name)
+    node = argument(call, position, keyword)
     if node is None:
-        return True
+        return None if may_be_unpacked(call, position) else True
     if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
         return node.value == "True"
     if isinstance(node, cst.Integer):
@@ -66,14 +83,15 @@ def _has_bias(call: cst.Call, framework: str, name: str) -> bool | None:
 
 
 def _family(name: str) -> str:
-    """``Conv2d`` -> ``Conv``, ``LazyBatchNorm1d`` -> ``LazyBatchNorm``, ``Dense`` -> ``Dense``."""
-    return re.sub(r"\d[dD]$", "", name)
+    """``Conv2d`` -> ``Conv``, ``LazyBatchNorm1d`` -> ``LazyBatchNorm``, ``Dense`` -> ``Dense``,
+    ``ConvTranspose2d`` and Keras' ``Conv2DTranspose`` -> ``ConvTranspose``."""
+    return re.sub(r"\d[dD](Transpose)?$", r"\1", name)
 
 
 def _dims(name: str) -> int | None:
     if name in ("Linear", "LazyLinear"):
         return 1
-    match = re.search(r"(\d)[dD]$", name)
+    match = re.search(r"(\d)[dD](Transpose)?$", name)
     return int(match.group(1)) if match else None
 
 
@@ -123,7 +141,7 @@ def _keras_fields(call: cst.Call, name: str, int_value: IntValue) -> dict:
 
 
 def read_layer(call: cst.Call, layer_type: LayerType, location: Location, definition: Location,
-               movable: bool, int_value: IntValue) -> Layer:
+               movable: bool, int_value: IntValue, guarded: bool = False) -> Layer:
     """The neutral Layer for a constructor call whose callee resolved to ``layer_type``;
     ``int_value`` reads its width arguments."""
     name, kind = layer_type.name, layer_type.kind
@@ -137,4 +155,5 @@ def read_layer(call: cst.Call, layer_type: LayerType, location: Location, defini
     else:
         fields = _keras_fields(call, name, int_value) if kind is LayerKind.LINEAR else {}
     return Layer(kind=kind, type_name=name, location=location, definition=definition,
-                 framework=layer_type.framework, movable=movable, function=function, **fields)
+                 framework=layer_type.framework, movable=movable, function=function,
+                 guarded=guarded, **fields)

@@ -45,6 +45,8 @@ class Layer:
     constant (``128``, ``HIDDEN``, ``16 * 5 * 5``); ``dims`` the spatial dimensionality (1 for
     Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
     ``movable`` says a fixer may swap this layer's expression with another's in place.
+    ``guarded`` says it is built or called under an ``if`` or a conditional expression: the
+    code may run without it. ``shared_output`` says other code reads its output too.
     """
 
     kind: LayerKind | None
@@ -58,11 +60,15 @@ class Layer:
     dims: int | None = None
     movable: bool = False
     function: str | None = None
+    guarded: bool = False
+    shared_output: bool = False
 
 
 @dataclass(frozen=True)
 class Description:
-    """Everything the rules see of one source: layer sequences and unused BatchNorm layers."""
+    """Everything the rules see of one source: layer sequences, and BatchNorm layers never used
+    or whose output is thrown away (``self.bn(x)`` as a statement of its own)."""
 
     sequences: tuple[tuple[Layer, ...], ...] = ()
     unused: tuple[Layer, ...] = field(default=())
+    discarded: tuple[Layer, ...] = field(default=())  # called, its output thrown away

@@ -46,6 +46,11 @@ _METHOD_KINDS = (LayerKind.ACTIVATION, LayerKind.RESHAPE, LayerKind.OUTPUT)
 _READ_SELF_ATTRIBUTE = re.compile(r"\b(self\.\w+)\b(?!\s*=[^=])")
 # ``getattr(self, "bn2")``: the module is read there by its name.
 _GETATTR_SELF = re.compile(r"\bgetattr\(\s*self\s*,\s*[\"'](\w+)[\"']")
+# Modules read by a computed name or all at once (``getattr(self, f"bn{i}")``,
+# ``self.children()``): any ``self.bn`` may be called.
+_ANY_SELF_ATTRIBUTE = re.compile(
+    r"\bgetattr\(\s*self\s*,\s*(?![\"']\w+[\"']\s*[,)])|\bself\.(?:children|modules|named_children|"
+    r"named_modules|_modules)\b")
 # Module methods that return the module itself (``nn.BatchNorm2d(5).to(device)``).
 _SELF_RETURNING = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train",
                              "eval", "requires_grad_", "type"})
@@ -70,13 +75,14 @@ class _Frame:
     values: dict[str, Layers] = field(default_factory=dict)
     tensors: dict[str, _Node | None] = field(default_factory=dict)
     classes: dict[str, LayerType] = field(default_factory=dict)  # norm_layer = nn.BatchNorm2d
-    conditional: int = 0
+    conditional: int = 0  # inside an ``if``, a conditional expression or a loop's second run
+    guarded: int = 0  # inside an ``if`` or a conditional expression only
     returned: Layers | None = None
     loop_keys: dict[str, str] = field(default_factory=dict)  # for name in ["fc", "bn"]: ...
 
     def copy(self) -> _Frame:
         return _Frame(dict(self.values), dict(self.tensors), dict(self.classes), self.conditional,
-                      self.returned, dict(self.loop_keys))
+                      self.guarded, self.returned, dict(self.loop_keys))
 
     def restore(self, other: _Frame) -> None:
         self.values, self.tensors = dict(other.values), dict(other.tensors)
@@ -104,19 +110,22 @@ class _Describer:
         self._sequences: dict[Layers, None] = {}
         self._nodes: list[_Node] = []
         self._unused: list[Layer] = []
+        self._discarded: list[Layer] = []
         self._attribute_batchnorms: list[tuple[str, Layer]] = []
         self._in_sequential_class = False  # ``super().__init__(conv, bn, act)`` builds one
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
-        self._unused += [layer for name, layer in self._attribute_batchnorms
-                         if _owner(name) not in self._read_attributes]
+        if not _ANY_SELF_ATTRIBUTE.search(self._module.code):
+            self._unused += [layer for name, layer in self._attribute_batchnorms
+                             if _owner(name) not in self._read_attributes]
         readers = Counter(id(node.parent) for node in self._nodes)
         shared = {node_id for node_id, count in readers.items() if count > 1}
         for node in self._nodes:
             if id(node) not in readers:
-                self._emit(_path(node, shared))
-        return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)))
+                self._emit(_path(node, shared), lone=True)
+        return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)),
+                           tuple(dict.fromkeys(self._discarded)))
 
     # blocks and statements
 
@@ -168,6 +177,7 @@ class _Describer:
     def _run_if(self, statement: cst.If, frame: _Frame) -> None:
         before = frame.copy()
         frame.conditional += 1
+        frame.guarded += 1
         self._run_block(statement.body.body, frame)
         if statement.orelse is not None:
             taken = frame.copy()
@@ -180,8 +190,12 @@ class _Describer:
                 self._emit(layers)
             frame.restore(taken)
         frame.conditional -= 1
+        frame.guarded -= 1
 
     def _run_class(self, statement: cst.ClassDef) -> None:
+        for nested in statement.body.body:
+            if isinstance(nested, cst.ClassDef):
+                self._run_class(nested)
         methods = [s for s in statement.body.body if isinstance(s, cst.FunctionDef)]
         methods.sort(key=lambda method: method.name.value not in _CONSTRUCTORS)
         attributes: dict[str, Layers] = {}
@@ -196,13 +210,15 @@ class _Describer:
     def _run_small(self, small: cst.BaseSmallStatement, frame: _Frame) -> None:
         if isinstance(small, cst.Assign):
             for target in small.targets:
-                for name, value in _pairs(target.target, small.value):
-                    self._assign(name, value, frame, small)
+                # every value is read before any name is bound: ``x, z = drop(x), bn(x)``
+                evaluated = [(name, value, *self._evaluate(value, frame))
+                             for name, value in _pairs(target.target, small.value)]
+                for name, value, layers, tensor in evaluated:
+                    self._bind(name, value, layers, tensor, frame, small)
         elif isinstance(small, cst.AnnAssign) and small.value is not None:
             self._assign(small.target, small.value, frame, small)
-        elif isinstance(small, cst.AugAssign) and isinstance(small.operator, cst.AddAssign):
-            self._extend(self._key(small.target, frame), self._layers_of(small.value, frame),
-                         frame)
+        elif isinstance(small, cst.AugAssign):
+            self._augment(small, frame)
         elif isinstance(small, cst.Expr):
             self._run_expression(small.value, frame)
         elif isinstance(small, cst.Return) and small.value is not None:
@@ -212,9 +228,17 @@ class _Describer:
 
     def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, frame: _Frame,
                 statement: cst.CSTNode) -> None:
-        key = self._key(target, frame)
+        self._bind(target, value, *self._evaluate(value, frame), frame, statement)
+
+    def _evaluate(self, value: cst.BaseExpression, frame: _Frame
+                  ) -> tuple[Layers | None, _Node | None]:
+        """What an assigned value holds: layers, or else a tensor."""
         layers = self._layers_of(value, frame)
-        tensor = self._flow(value, frame) if layers is None else None
+        return layers, self._flow(value, frame) if layers is None else None
+
+    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression, layers: Layers | None,
+              tensor: _Node | None, frame: _Frame, statement: cst.CSTNode) -> None:
+        key = self._key(target, frame)
         if key is None:
             return
         self._emit(frame.values.pop(key, ()))  # a name built up and then rebound (a second model)
@@ -232,6 +256,16 @@ class _Describer:
                 self._unused.append(layers[0])
             elif key.startswith("self."):
                 self._attribute_batchnorms.append((key, layers[0]))
+
+    def _augment(self, statement: cst.AugAssign, frame: _Frame) -> None:
+        """``layers += [...]`` grows a list; ``out += identity`` makes a new tensor (a residual
+        join, not a layer)."""
+        key = self._key(statement.target, frame)
+        layers = self._layers_of(statement.value, frame)
+        if layers is not None and isinstance(statement.operator, cst.AddAssign):
+            self._extend(key, layers, frame)
+        elif key in frame.tensors:
+            frame.tensors[key] = self._chain((self._opaque(statement),), frame.tensors[key])
 
     def _run_expression(self, value: cst.BaseExpression, frame: _Frame) -> None:
         """A statement of its own: ``model.add(...)``, ``layers.append(...)``,
@@ -255,7 +289,13 @@ class _Describer:
         if layers is not None and _is_one_batchnorm(layers, value):
             self._unused.append(layers[0])
         elif layers is None:
-            self._flow(value, frame)
+            tensor = self._flow(value, frame)
+            receiver = _in_place_receiver(value)
+            if receiver is not None and self._key(receiver, frame) in frame.tensors:
+                frame.tensors[self._key(receiver, frame)] = tensor  # ``out.add_(x)``, ``x.relu_()``
+            elif tensor is not None and tensor.layer.kind is LayerKind.BATCHNORM:
+                self._discarded.append(tensor.layer)
+                self._nodes.remove(tensor)  # no path ends in it: the data flow goes on without
 
     def _extend(self, key: str | None, layers: Layers | None, frame: _Frame) -> None:
         if key is not None and layers is not None:
@@ -279,7 +319,12 @@ class _Describer:
         if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)):
             return frame.values.get(self._key(node, frame))
         if isinstance(node, cst.IfExp):  # ``nn.Dropout(p) if p else None``: the layer it may be
-            return self._layers_of(node.body, frame) or self._layers_of(node.orelse, frame)
+            frame.conditional += 1
+            frame.guarded += 1
+            layers = self._layers_of(node.body, frame) or self._layers_of(node.orelse, frame)
+            frame.conditional -= 1
+            frame.guarded -= 1
+            return layers
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
             left, right = self._layers_of(node.left, frame), self._layers_of(node.right, frame)
             if left is None and right is None:
@@ -291,7 +336,7 @@ class _Describer:
         builds_sequential = self._in_sequential_class and _is_super_init(call.func)
         if builds_sequential or self._names.is_sequential(call.func):
             layers = self._container(call, frame)
-            self._emit(layers)
+            self._emit(layers, lone=True)
             return layers
         if self._names.is_module_dict(call.func):
             where = self._location(call)
@@ -301,7 +346,8 @@ class _Describer:
         if layer_type is not None and not layer_type.is_function:
             where = self._location(call)
             return (read_layer(call, layer_type, where, where, movable=not frame.conditional,
-                               int_value=self._constants.int_value),)
+                               int_value=self._constants.int_value,
+                               guarded=bool(frame.guarded)),)
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SELF_RETURNING:
             return self._layers_of(call.func.value, frame)
         if name in self._functions:
@@ -311,10 +357,11 @@ class _Describer:
         return None
 
     def _container(self, call: cst.Call, frame: _Frame) -> Layers:
-        """The layers of ``nn.Sequential(a, b, *rest)`` or ``Sequential([a, b])``."""
+        """The layers of ``nn.Sequential(a, b, *rest)``, ``Sequential([a, b])`` or Keras'
+        ``Sequential(layers=[a, b])``."""
         layers: Layers = ()
         for arg in call.args:
-            if arg.keyword is not None:
+            if arg.keyword is not None and arg.keyword.value != "layers":
                 continue
             value = arg.value
             if isinstance(value, (cst.List, cst.Tuple)) or arg.star:
@@ -387,12 +434,18 @@ class _Describer:
             return frame.tensors.get(dotted_text(node))
         if isinstance(node, cst.Call):
             return self._apply(node, frame)
-        if isinstance(node, cst.BinaryOperation):
-            return self._chain((self._opaque(node),), self._flow(node.left, frame))
+        if isinstance(node, cst.BinaryOperation):  # ``self.bn(h) + h`` reads both operands
+            joined = self._opaque(node)
+            right = self._flow(node.right, frame)
+            if right is not None:
+                self._chain((joined,), right)
+            return self._chain((joined,), self._flow(node.left, frame))
         if isinstance(node, cst.IfExp):  # ``self.drop(x) if self.training else x``: taken as run
             frame.conditional += 1
+            frame.guarded += 1
             tensor = self._flow(node.body, frame)
             frame.conditional -= 1
+            frame.guarded -= 1
             return tensor
         return None
 
@@ -410,13 +463,22 @@ class _Describer:
             layers = self._at_call_site(frame.values[callee_key], func, frame)
         else:
             layers = self._function_layer(call, tensor_method)
-        parent = self._flow(source, frame) if source is not None else None
-        return self._chain(layers or (self._opaque(call),), parent)
+        if layers and len(call.args) > 1:  # ``Dropout(.5)(x, training=True)``: the arguments
+            layers = tuple(replace(layer, movable=False) for layer in layers)  # stay if swapped
+        applied = layers or (self._opaque(call),)
+        sources = [source] if source is not None else []
+        if isinstance(source, (cst.List, cst.Tuple)):  # ``Add()([y, h])``: it reads every item
+            sources = [element.value for element in source.elements]
+        parents = [self._flow(node, frame) for node in sources]
+        for other in parents[1:]:
+            if other is not None:
+                self._chain(applied, other)
+        return self._chain(applied, parents[0] if parents else None)
 
     def _is_tensor(self, node: cst.BaseExpression, frame: _Frame) -> bool:
         """Whether an expression may hold data: a call's result or a plain variable (a
         parameter, a computed value), not ``self``, a layer or an imported module."""
-        if isinstance(node, cst.Call) or dotted_text(node) in frame.tensors:
+        if isinstance(node, (cst.Call, cst.BinaryOperation)) or dotted_text(node) in frame.tensors:
             return True
         return (isinstance(node, cst.Name) and node.value not in ("self", "cls")
                 and node.value not in frame.values and not self._names.is_imported(node))
@@ -425,7 +487,8 @@ class _Describer:
         """A module stored in a name and called (``self.bn(x)``) sits where it is called."""
         if len(layers) != 1:
             return layers
-        return (replace(layers[0], location=self._location(func), movable=not frame.conditional),)
+        return (replace(layers[0], location=self._location(func), movable=not frame.conditional,
+                        guarded=layers[0].guarded or bool(frame.guarded)),)
 
     def _function_layer(self, call: cst.Call, tensor_method: bool) -> Layers | None:
         """``F.relu(x)``, ``torch.flatten(x, 1)``; or, when the call is a method of a tensor,
@@ -472,8 +535,10 @@ class _Describer:
         span = self._positions[node]
         return Location(span.start.line, span.start.column, span.end.line, span.end.column)
 
-    def _emit(self, layers: Layers) -> None:
-        if len(layers) >= 2:
+    def _emit(self, layers: Layers, lone: bool = False) -> None:
+        """Record a sequence. A lone layer is kept only where it is used (``lone``: a
+        Sequential, a data-flow path), so rules see it used without a BatchNorm after it."""
+        if len(layers) >= 2 or (lone and layers):
             self._sequences[layers] = None
 
 
@@ -486,6 +551,14 @@ def _is_super_init(func: cst.BaseExpression) -> bool:
 def _fixed_in_place(layers: Layers | None) -> Layers | None:
     """Layers written in another function: a fix here must not swap them with local code."""
     return None if layers is None else tuple(replace(layer, movable=False) for layer in layers)
+
+
+def _in_place_receiver(value: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``out`` for a statement ``out.add_(x)`` or ``x.relu_()``: a tensor changed in place."""
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+            and value.func.attr.value.endswith("_") and not value.func.attr.value.startswith("_"):
+        return value.func.value
+    return None
 
 
 def _pairs(target: cst.BaseExpression, value: cst.BaseExpression
@@ -505,8 +578,10 @@ def _path(node: _Node, shared: set[int]) -> Layers:
     layers = []
     current: _Node | None = node
     while current is not None:
-        shared_output = id(current) in shared and current.layer.movable
-        layers.append(replace(current.layer, movable=False) if shared_output else current.layer)
+        layer = current.layer
+        if id(current) in shared:
+            layer = replace(layer, movable=False, shared_output=True)
+        layers.append(layer)
         current = current.parent
     return tuple(reversed(layers))
 

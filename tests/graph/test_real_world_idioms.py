@@ -311,3 +311,55 @@ def test_the_model_own_hooks_survive_a_traced_rewrite() -> None:
     assert seen == ["model"]
     fold(model)(torch.randn(2, 1, 8, 8))
     assert seen == ["model", "model"]
+
+
+class Generator(nn.Module):
+    """DCGAN's generator: ConvTranspose2d → BN → ReLU, ending in a Tanh image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(8, 16, 4, 1, 0), nn.BatchNorm2d(16), nn.ReLU(True),
+            nn.ConvTranspose2d(16, 3, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z)
+
+
+def test_transposed_convolutions_form_chains_and_keep_outputs() -> None:
+    z = torch.randn(4, 8, 1, 1)
+    model = _trained_statistics(Generator(), z)
+    chains = find_chains(model).by_linear()
+    assert (chains["main.0"].placement, chains["main.0"].skipped) == (
+        Placement.BEFORE_ACTIVATION, None)
+    assert "output layer" in chains["main.3"].skipped
+    dropped = drop_redundant_bias(model)
+    assert dropped.main[0].bias is None
+    for train in (False, True):
+        torch.testing.assert_close(outputs(dropped, z, train), outputs(model, z, train))
+    folded, report = fold_with_report(model, example_inputs=z)
+    assert "transposed convolution" in report.left["main.1"]
+    torch.testing.assert_close(folded(z), model.eval()(z))
+    moved = rewrite(model, Placement.AFTER_ACTIVATION, example_inputs=z)
+    assert [c.placement for c in find_chains(moved)] == [Placement.AFTER_ACTIVATION,
+                                                          Placement.NONE]
+
+
+class ReadsItsBias(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.bn(self.fc(x)))) + self.fc.bias.sum()
+
+
+def test_a_bias_the_forward_reads_is_kept() -> None:
+    x = torch.randn(4, 8)
+    model = _trained_statistics(ReadsItsBias(), x)
+    assert drop_redundant_bias(model).fc.bias is not None
+    for placement in Placement:
+        new = rewrite(model, placement)
+        assert new.fc.bias is not None and new.eval()(x).shape == (4, 2)

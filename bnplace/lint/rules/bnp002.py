@@ -14,10 +14,11 @@ BIAS_KEYWORD = {"keras": "use_bias", "torch": "bias"}
 
 
 def _feeds_batchnorm(layers: tuple[Layer, ...], i: int) -> bool:
-    """Whether the linear layer at ``i`` (with a bias, no activation of its own) feeds a BN."""
+    """Whether the linear layer at ``i`` (with a bias, no activation of its own) feeds only a BN
+    (an output read elsewhere too, ``self.bn(h) + h``, needs its bias there)."""
     j = neighbour(layers, i, 1)
     return (bool(layers[i].has_bias) and layers[i].activation is None and j is not None
-            and layers[j].kind is LayerKind.BATCHNORM)
+            and layers[j].kind is LayerKind.BATCHNORM and not layers[i].shared_output)
 
 
 def check(description: Description) -> Iterator[Finding]:
@@ -31,8 +32,10 @@ def check(description: Description) -> Iterator[Finding]:
                 continue
             linear, bn = layers[i], layers[neighbour(layers, i, 1)]
             keyword = BIAS_KEYWORD.get(linear.framework, "bias")
-            # A layer also used where no BN follows needs its bias there: report, do not fix.
-            safe = bool(linear.framework) and all(uses[linear.definition])
+            # A layer also used where no BN follows (VGG's ``conv2d`` without batch_norm, a
+            # helper's layer), or a BN that may be left out (``if use_bn:``), needs the bias
+            # there: report, do not fix.
+            safe = bool(linear.framework) and all(uses[linear.definition]) and not bn.guarded
             yield Finding("BNP002", f"{linear.type_name} has a bias that the {bn.type_name} "
                           f"after it subtracts away: pass {keyword}=False", linear.definition,
                           (linear,), f"Add {keyword}=False" if safe else None)

@@ -13,6 +13,9 @@ def check(description: Description) -> Iterator[Finding]:
     for bn in description.unused:
         yield Finding("BNP003", f"{bn.type_name} is constructed but never added to a model or "
                       "called: it normalises nothing", bn.location, (bn,))
+    for bn in description.discarded:
+        yield Finding("BNP003", f"{bn.type_name} is called but its output is thrown away: the "
+                      "next layer reads the unnormalised input", bn.location, (bn,))
 
 
 RULE = Rule(
@@ -20,7 +23,9 @@ RULE = Rule(
     name="unused-batchnorm",
     summary="a BatchNorm is constructed and never used",
     what="Checks for a BatchNorm layer that is built and thrown away: a bare expression statement, "
-         "a variable that is never read again, or a `self.bn` module that `forward` never calls.",
+         "a variable that is never read again, a `self.bn` module that `forward` never calls, or "
+         "a call whose output is dropped (`self.bn(x)` or `BatchNormalization()(x)` as a "
+         "statement of its own).",
     why="Constructing a layer does not put it in the model. The StackOverflow question \"Where do "
         "I call the BatchNormalization function in Keras?\" shows the mistake: "
         "`BatchNormalization(axis=-1, ...)` on a line of its own, so the model trains without it "

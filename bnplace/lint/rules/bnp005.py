@@ -15,12 +15,13 @@ _FULLY_CONNECTED = frozenset({"Linear", "LazyLinear", "Dense"})
 
 
 def _is_output(layers: tuple[Layer, ...], index: int, linear: Layer) -> bool:
-    """A softmax; or a sigmoid ending the sequence after a one-unit Linear/Dense, a binary
-    classifier's head. A sigmoid anywhere else is a hidden activation or a gate (attention
-    blocks end ``Conv2d(c, 1, 1), BatchNorm2d(1), Sigmoid()``), where a BatchNorm is fine."""
+    """A softmax no linear layer reads later (attention weights feed one); or a sigmoid ending
+    the sequence after a one-unit Linear/Dense, a binary classifier's head. A sigmoid anywhere
+    else is a hidden activation or a gate (attention blocks end ``Conv2d(c, 1, 1),
+    BatchNorm2d(1), Sigmoid()``), where a BatchNorm is fine."""
     layer = layers[index]
     if layer.kind is LayerKind.OUTPUT:
-        return True
+        return all(later.kind is not LayerKind.LINEAR for later in layers[index + 1:])
     return (layer.function == "sigmoid" and neighbour(layers, index, 1) is None
             and linear.width == 1 and linear.type_name in _FULLY_CONNECTED)
 

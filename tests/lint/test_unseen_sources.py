@@ -1,0 +1,208 @@
+"""Sources written the way people publish them, where a careless reading reports the wrong thing
+or, worse, fixes it into different code: the exact findings, and what ``--fix`` leaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bnplace.lint.config import Settings
+from bnplace.lint.engine import lint_file
+from bnplace.lint.files import SourceFile
+from tests.lint.helpers import code_lines
+
+
+def fixed(source: str) -> tuple[str, list[tuple[str, int]]]:
+    """The fixed source and the (code, line) findings left in it."""
+    path = Path("model.py")
+    result = lint_file(SourceFile(path, source), Settings().enabled_for(path), fix=True)
+    return result.text, [(f.code, f.location.row) for f in result.findings]
+
+
+# A BatchNorm that the code may leave out: reported, never fixed (the bias is needed without it).
+GUARDED = {
+    "keras model.add under if": (
+        "model = Sequential()\n"
+        "model.add(Dense(64))\n"
+        "if batch_norm:\n"
+        "    model.add(BatchNormalization())\n", 2),
+    "torch list append under if": (
+        "layers = [nn.Conv2d(3, 16, 3)]\n"
+        "if use_bn:\n"
+        "    layers.append(nn.BatchNorm2d(16))\n"
+        "net = nn.Sequential(*layers)\n", 1),
+    "functional under if": (
+        "x = Dense(32)(inp)\n"
+        "if bn:\n"
+        "    x = BatchNormalization()(x)\n"
+        "x = Activation('relu')(x)\n", 1),
+    "module chosen by a conditional expression": (
+        "class Net(nn.Module):\n"
+        "    def __init__(self, use_bn):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3)\n"
+        "        self.bn = nn.BatchNorm2d(8) if use_bn else nn.Identity()\n"
+        "    def forward(self, x):\n"
+        "        return F.relu(self.bn(self.conv(x)))\n", 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GUARDED))
+def test_a_batchnorm_that_may_be_left_out_is_reported_not_fixed(name: str) -> None:
+    source, line = GUARDED[name]
+    assert fixed(source) == (source, [("BNP002", line)])
+
+
+# The bias matters elsewhere, or cannot be switched off safely: nothing to report or fix.
+NOT_REDUNDANT = {
+    "output also read around the BN": (
+        "class Skip(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(64, 64)\n"
+        "        self.bn = nn.BatchNorm1d(64)\n"
+        "    def forward(self, x):\n"
+        "        h = self.fc(x)\n"
+        "        return self.bn(h) + h\n"),
+    "keras Add of the BN output and the raw output": (
+        "h = layers.Dense(64)(inp)\n"
+        "y = layers.BatchNormalization()(h)\n"
+        "out = layers.Add()([y, h])\n"),
+    "bias maybe passed in **kwargs": (
+        "cfg = dict(kernel_size=3, bias=False)\n"
+        "net = nn.Sequential(nn.Conv2d(3, 16, **cfg), nn.BatchNorm2d(16), nn.ReLU())\n"),
+    "bias maybe passed in *args": (
+        "args = (3, 16, 3, 1, 1, 1, 1, False)\n"
+        "net = nn.Sequential(nn.Conv2d(*args), nn.BatchNorm2d(16), nn.ReLU())\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_REDUNDANT))
+def test_a_bias_needed_or_unknown_is_not_reported(name: str) -> None:
+    source = NOT_REDUNDANT[name]
+    assert fixed(source) == (source, [])
+
+
+def test_a_layer_also_used_without_batchnorm_is_reported_not_fixed() -> None:
+    source = ("def linear(i, o):\n"
+              "    return nn.Linear(i, o)\n"
+              "features = nn.Sequential(linear(16, 32), nn.BatchNorm1d(32), nn.ReLU())\n"
+              "head = nn.Sequential(linear(32, 10))\n")
+    assert fixed(source) == (source, [("BNP002", 2)])
+
+
+NOT_FED_BY_DROPOUT = {
+    "residual added in place before the BN": (
+        "class Block(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)\n"
+        "        self.drop = nn.Dropout(0.2)\n"
+        "        self.bn = nn.BatchNorm2d(8)\n"
+        "    def forward(self, x):\n"
+        "        identity = x\n"
+        "        out = self.drop(self.conv(x))\n"
+        "        out += identity\n"
+        "        return self.bn(out)\n"),
+    "in-place add before the BN": (
+        "class Block(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.drop = nn.Dropout(0.2)\n"
+        "        self.bn = nn.BatchNorm1d(8)\n"
+        "    def forward(self, x, y):\n"
+        "        out = self.drop(x)\n"
+        "        out.add_(y)\n"
+        "        return self.bn(out)\n"),
+    "tuple assignment reads the old value": (
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.drop = nn.Dropout(0.2)\n"
+        "        self.bn = nn.BatchNorm1d(8)\n"
+        "    def forward(self, x):\n"
+        "        x, z = self.drop(x), self.bn(x)\n"
+        "        return x + z\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_FED_BY_DROPOUT))
+def test_a_batchnorm_not_fed_by_the_dropout_is_not_reported(name: str) -> None:
+    source = NOT_FED_BY_DROPOUT[name]
+    assert fixed(source) == (source, [])
+
+
+def test_a_swap_that_would_leave_call_arguments_behind_is_not_made() -> None:
+    source = ("x = layers.Dense(64, activation='relu')(inp)\n"
+              "x = layers.Dropout(0.5)(x, training=True)\n"
+              "x = layers.BatchNormalization()(x, training=False)\n")
+    assert fixed(source) == (source, [("BNP001", 3)])
+
+
+def test_transposed_convolutions_are_linear_layers() -> None:
+    torch_source = ("net = nn.Sequential(nn.ConvTranspose2d(100, 64, 4, 1, 0),\n"
+                    "                    nn.BatchNorm2d(64), nn.ReLU(True))\n")
+    assert fixed(torch_source) == (
+        "net = nn.Sequential(nn.ConvTranspose2d(100, 64, 4, 1, 0, bias=False),\n"
+        "                    nn.BatchNorm2d(64), nn.ReLU(True))\n", [])
+    keras_source = "x = Conv2DTranspose(64, 4, strides=2)(x)\nx = BatchNormalization()(x)\n"
+    assert fixed(keras_source)[0] == keras_source.replace("strides=2)", "strides=2, use_bias=False)")
+    assert code_lines("net = nn.Sequential(nn.ConvTranspose2d(8, 4, 3), nn.BatchNorm2d(8))\n",
+                      select=("BNP004",)) == [("BNP004", 1)]
+
+
+def test_keras_sequential_layers_keyword_and_a_class_nested_in_a_class() -> None:
+    assert code_lines("model = Sequential(layers=[Dense(8, activation='relu'), Dropout(0.5),\n"
+                      "                           BatchNormalization()])\n") == [("BNP001", 2)]
+    assert code_lines("class Outer:\n"
+                      "    class Inner(nn.Module):\n"
+                      "        def __init__(self):\n"
+                      "            super().__init__()\n"
+                      "            self.net = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))\n"
+                      ) == [("BNP002", 5)]
+
+
+def test_a_batchnorm_whose_output_is_thrown_away_is_unused() -> None:
+    keras = ("x = Dense(64, use_bias=False)(inp)\n"
+             "BatchNormalization()(x)\n"
+             "x = Activation('relu')(x)\n")
+    assert code_lines(keras) == [("BNP003", 2)]
+    torch = ("class M(nn.Module):\n"
+             "    def __init__(self):\n"
+             "        super().__init__()\n"
+             "        self.fc = nn.Linear(8, 16)\n"
+             "        self.bn = nn.BatchNorm1d(16)\n"
+             "    def forward(self, x):\n"
+             "        x = self.fc(x)\n"
+             "        self.bn(x)\n"
+             "        return x.relu()\n")
+    assert code_lines(torch) == [("BNP003", 8)]
+
+
+def test_modules_read_by_a_computed_name_are_not_unused() -> None:
+    source = ("class Net(nn.Module):\n"
+              "    def __init__(self):\n"
+              "        super().__init__()\n"
+              "        for i in (1, 2):\n"
+              "            setattr(self, f'fc{i}', nn.Linear(8, 8, bias=False))\n"
+              "        self.bn1 = nn.BatchNorm1d(8)\n"
+              "        self.bn2 = nn.BatchNorm1d(8)\n"
+              "    def forward(self, x):\n"
+              "        for i in (1, 2):\n"
+              "            x = getattr(self, f'bn{i}')(getattr(self, f'fc{i}')(x))\n"
+              "        return x\n")
+    assert code_lines(source) == []
+
+
+def test_a_softmax_whose_weights_feed_later_layers_is_no_output() -> None:
+    source = ("class AttnPool(nn.Module):\n"
+              "    def __init__(self, dim):\n"
+              "        super().__init__()\n"
+              "        self.score = nn.Linear(dim, 1, bias=False)\n"
+              "        self.bn = nn.BatchNorm1d(1)\n"
+              "        self.out = nn.Linear(dim, 5)\n"
+              "    def forward(self, x):\n"
+              "        w = F.softmax(self.bn(self.score(x)), dim=0)\n"
+              "        return self.out((w * x).sum(0))\n")
+    assert code_lines(source) == []
