@@ -37,17 +37,17 @@ class Notebook:
 
     @classmethod
     def parse(cls, text: str) -> Notebook:
+        """Raises NotebookError for what is not an nbformat 4 notebook, or is a malformed one."""
         try:
             document = json.loads(text)
-            cells = document["cells"]
-        except (ValueError, KeyError, TypeError) as err:
+        except ValueError as err:
             raise NotebookError(f"not a notebook: {err}") from err
         notebook = cls(document, [], [], "", [])
         parts, row = [], 1
-        for index, cell in enumerate(cells):
-            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        for index, cell in enumerate(_cells(document)):
+            if cell.get("cell_type") != "code":
                 continue
-            source = _source_text(cell.get("source", ""))
+            source = _source_text(cell, index)
             written = source.splitlines()
             lines = notebook._parsable(written, notebook._neutralised(written), row)
             notebook.code_cells.append(index)
@@ -101,7 +101,7 @@ class Notebook:
             cell = self.document["cells"][index]
             lines = [self._restored(line) for line in part.splitlines()]
             source = "\n".join(lines)
-            if _source_text(cell.get("source", "")).endswith("\n"):
+            if _source_text(cell, index).endswith("\n"):
                 source += "\n"
             cell["source"] = (source.splitlines(keepends=True)
                               if isinstance(cell.get("source"), list) else source)
@@ -112,5 +112,28 @@ class Notebook:
         return self.originals[int(match.group(1))] if match else line
 
 
-def _source_text(source: str | list[str]) -> str:
-    return "".join(source) if isinstance(source, list) else str(source)
+def _cells(document: object) -> list[dict]:
+    """The cells of an nbformat 4 document; a malformed one raises NotebookError rather than
+    failing somewhere in the linter."""
+    if not isinstance(document, dict):
+        raise NotebookError("not a notebook: the JSON is not an object")
+    if isinstance(document.get("nbformat"), int) and document["nbformat"] < 4:
+        raise NotebookError(f"nbformat {document['nbformat']} notebooks are not supported; "
+                            "convert it with `jupyter nbconvert --to notebook --inplace`")
+    cells = document.get("cells")
+    if not isinstance(cells, list):
+        raise NotebookError("not a notebook: 'cells' is not a list")
+    for number, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict):
+            raise NotebookError(f"cell {number} is not a JSON object")
+    return cells
+
+
+def _source_text(cell: dict, index: int) -> str:
+    """A cell's source, nbformat's string or list of lines, as one string."""
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        return "".join(source)
+    if not isinstance(source, str):
+        raise NotebookError(f"cell {index + 1}: 'source' is not a string or a list of strings")
+    return source

@@ -31,3 +31,32 @@ def test_a_pep_263_declaration_is_read_and_fixed_in_its_encoding(tmp_path: Path)
     assert _json(path) == (1, [("latin1.py", "BNP002", 4)], "")
     assert _run("--fix", str(path))[0] == 0
     assert path.read_bytes() == source.replace("4), nn", "4, bias=False), nn").encode("latin-1")
+
+
+def _notebook(path: Path, cells: object, **fields: object) -> Path:
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5, **fields}))
+    return path
+
+
+def test_a_malformed_notebook_is_one_error_line_and_the_other_files_are_still_linted(
+        tmp_path: Path) -> None:
+    good = tmp_path / "good.py"
+    good.write_text(f"import torch.nn as nn\n{BIASED}")
+    bad_line = _notebook(tmp_path / "a.ipynb", [{"cell_type": "code", "source": ["x = 1\n", 5]}])
+    no_cells = _notebook(tmp_path / "b.ipynb", None)
+    code, found, err = _json(bad_line, no_cells, good)
+    assert (code, found) == (2, [("good.py", "BNP002", 2)])
+    assert err.splitlines() == [
+        f"error: {bad_line}: cannot lint: cell 1: 'source' is not a string or a list of strings",
+        f"error: {no_cells}: cannot lint: not a notebook: 'cells' is not a list"]
+
+
+def test_an_nbformat_3_notebook_says_how_to_convert_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps({"metadata": {}, "nbformat": 3, "nbformat_minor": 0,
+                                "worksheets": [{"cells": []}]}))
+    code, _, err = _run(str(path))
+    assert (code, err) == (2, f"error: {path}: cannot lint: nbformat 3 notebooks are not "
+                              "supported; convert it with `jupyter nbconvert --to notebook "
+                              "--inplace`\n")
