@@ -43,8 +43,11 @@ class Notebook:
         except ValueError as err:
             raise NotebookError(f"not a notebook: {err}") from err
         notebook = cls(document, [], [], "", [])
+        cells = _cells(document)
+        if not _is_python(document.get("metadata")):
+            return notebook  # no Python cells: nothing to lint, nothing to fix
         parts, row = [], 1
-        for index, cell in enumerate(_cells(document)):
+        for index, cell in enumerate(cells):
             if cell.get("cell_type") != "code":
                 continue
             source = _source_text(cell, index)
@@ -127,6 +130,17 @@ def _cells(document: object) -> list[dict]:
         if not isinstance(cell, dict):
             raise NotebookError(f"cell {number} is not a JSON object")
     return cells
+
+
+def _is_python(metadata: object) -> bool:
+    """Ruff's test for a Python notebook: the ``language_info`` name, else the ``kernelspec``
+    language, else (neither given) Python."""
+    if isinstance(metadata, dict):
+        for key, name in (("language_info", "name"), ("kernelspec", "language")):
+            info = metadata.get(key)
+            if isinstance(info, dict) and isinstance(info.get(name), str):
+                return info[name].lower() == "python"
+    return True
 
 
 def _source_text(cell: dict, index: int) -> str:

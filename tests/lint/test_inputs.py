@@ -60,3 +60,16 @@ def test_an_nbformat_3_notebook_says_how_to_convert_it(tmp_path: Path) -> None:
     assert (code, err) == (2, f"error: {path}: cannot lint: nbformat 3 notebooks are not "
                               "supported; convert it with `jupyter nbconvert --to notebook "
                               "--inplace`\n")
+
+
+def test_notebooks_in_other_languages_are_skipped_like_ruff_does(tmp_path: Path) -> None:
+    cell = [{"cell_type": "code", "source": "model = Chain(Dense(10 => 5), BatchNorm(5))"}]
+    julia = _notebook(tmp_path / "julia.ipynb", cell,
+                      metadata={"language_info": {"name": "julia"},
+                                "kernelspec": {"language": "python"}})
+    r_lang = _notebook(tmp_path / "r.ipynb", cell, metadata={"kernelspec": {"language": "R"}})
+    python = _notebook(tmp_path / "py.ipynb", cell, metadata={"language_info": {"name": "python"}})
+    before = julia.read_text()
+    assert _json(julia, r_lang, python) == (1, [("py.ipynb", "BNP000", 1)], "")
+    assert _run("--fix", str(julia), str(r_lang)) == (0, "All checks passed!\n", "")
+    assert julia.read_text() == before
