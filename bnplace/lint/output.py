@@ -26,9 +26,9 @@ def where(finding: Finding) -> str:
 
 
 def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
-         color: bool = False, fix_with: str = "the `--fix` option") -> str:
+         color: bool = False, fix_with: str = "the `--fix` option", unlinted: int = 0) -> str:
     """One line per finding (or per code with ``statistics``), then a summary line that says
-    how many are fixable ``fix_with``."""
+    how many are fixable ``fix_with`` and how many files could not be linted."""
     def style(value: str, **styles) -> str:
         return click.style(value, **styles) if color else value
 
@@ -45,17 +45,24 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
             mark = " [*]" if finding.fix_title else ""
             lines.append(f"{style(finding.path, bold=True)}:{where(finding)}: "
                          f"{style(finding.code, fg='red', bold=True)}{mark} {finding.message}")
-    lines.append(_summary(findings, fixed, fix_with))
+    lines.append(_summary(findings, fixed, fix_with, unlinted))
     return "\n".join(lines)
 
 
-def _summary(findings: Sequence[Finding], fixed: int, fix_with: str) -> str:
-    if fixed:
-        return f"Found {len(findings) + fixed} errors ({fixed} fixed, {len(findings)} remaining)."
-    if not findings:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def _summary(findings: Sequence[Finding], fixed: int, fix_with: str, unlinted: int) -> str:
+    """Ruff's summary line; "All checks passed!" only when every file was linted."""
+    if not (findings or fixed or unlinted):
         return "All checks passed!"
-    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
-    fixable = sum(1 for finding in findings if finding.fix_title)
+    count = _plural(len(findings) + fixed, "error")
+    if fixed:
+        count += f" ({fixed} fixed, {len(findings)} remaining)"
+    if unlinted:
+        count += f"; {_plural(unlinted, 'file')} could not be linted"
+    fixable = 0 if fixed else sum(1 for finding in findings if finding.fix_title)
     hint = f"\n[*] {fixable} fixable with {fix_with}." if fixable else ""
     return f"Found {count}.{hint}"
 

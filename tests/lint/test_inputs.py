@@ -73,3 +73,15 @@ def test_notebooks_in_other_languages_are_skipped_like_ruff_does(tmp_path: Path)
     assert _json(julia, r_lang, python) == (1, [("py.ipynb", "BNP000", 1)], "")
     assert _run("--fix", str(julia), str(r_lang)) == (0, "All checks passed!\n", "")
     assert julia.read_text() == before
+
+
+def test_the_summary_never_says_all_passed_when_a_file_could_not_be_linted(
+        tmp_path: Path) -> None:
+    broken = _notebook(tmp_path / "broken.ipynb", None)
+    good = tmp_path / "good.py"
+    good.write_text(f"import torch.nn as nn\n{BIASED}")
+    assert _run(str(broken))[:2] == (2, "Found 0 errors; 1 file could not be linted.\n")
+    assert _run(str(broken), str(good))[1].splitlines()[-2:] == [
+        "Found 1 error; 1 file could not be linted.", "[*] 1 fixable with the `--fix` option."]
+    assert _run("--fix", str(broken), str(good))[:2] == (
+        2, "Found 1 error (1 fixed, 0 remaining); 1 file could not be linted.\n")
