@@ -103,24 +103,28 @@ def _sarif_rule(code: str) -> dict:
 
 
 def _sarif_result(finding: Finding) -> dict:
+    """A SARIF result. A notebook cell's rows are no lines of the .ipynb file, so a notebook
+    finding points at the file alone, names the cell in its message (as the text format does)
+    and keeps the rows within the cell in ``properties``."""
     location = finding.location
+    region = {"startLine": location.row, "startColumn": location.column + 1,
+              "endLine": location.end_row, "endColumn": location.end_column + 1}
     result = {"ruleId": finding.code, "level": "error", "message": {"text": finding.message}}
+    artifact = {"artifactLocation": {"uri": Path(finding.path).as_posix()}}
     if location.module is not None:
         place = {"logicalLocations": [{"fullyQualifiedName": location.module}]}
+    elif finding.cell is None:
+        place = {"physicalLocation": {**artifact, "region": region}}
     else:
-        place = {"physicalLocation": {
-            "artifactLocation": {"uri": Path(finding.path).as_posix()},
-            "region": {"startLine": location.row, "startColumn": location.column + 1,
-                       "endLine": location.end_row, "endColumn": location.end_column + 1}}}
+        place = {"physicalLocation": artifact}
+        result["message"] = {"text": f"{where(finding)}: {finding.message}"}
+        result["properties"] = {"cell": finding.cell, "cellRegion": region}
     result["locations"] = [place]
-    if finding.cell is not None:
-        result["properties"] = {"cell": finding.cell}
     return result
 
 
 def as_sarif(findings: Sequence[Finding]) -> str:
-    """A SARIF 2.1.0 log for code scanning (notebook rows are within the cell named in
-    ``properties.cell``)."""
+    """A SARIF 2.1.0 log for code scanning."""
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -140,12 +144,15 @@ def _escape(value: str, property_value: bool = False) -> str:
 
 
 def as_github(findings: Sequence[Finding]) -> str:
-    """GitHub Actions workflow commands: one ``::error`` annotation per finding."""
+    """GitHub Actions workflow commands: one ``::error`` annotation per finding. A notebook
+    finding annotates the file as a whole (its rows count within a cell, not the .ipynb's lines)
+    and names the cell in its title; ruff gives such findings a stand-in line instead."""
     lines = []
     for finding in findings:
         location = finding.location
-        properties = {"title": f"bnplace ({finding.code})", "file": finding.path}
-        if location.module is None:
+        cell = f" in cell {finding.cell}" if finding.cell is not None else ""
+        properties = {"title": f"bnplace ({finding.code}){cell}", "file": finding.path}
+        if location.module is None and finding.cell is None:
             properties.update(line=location.row, col=location.column + 1,
                               endLine=location.end_row, endColumn=location.end_column + 1)
         joined = ",".join(f"{key}={_escape(str(value), True)}" for key, value in properties.items())
