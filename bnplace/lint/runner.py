@@ -76,8 +76,10 @@ def _run(task: _Task) -> _Outcome:
     try:
         source = SourceFile.read(task.path)
         result = lint_file(source, task.settings.enabled_for(task.path), fix=task.fix)
-    except (OSError, UnicodeDecodeError, SyntaxError, NotebookError, RecursionError) as err:
+    except (OSError, UnicodeDecodeError, SyntaxError, NotebookError) as err:
         return _Outcome([], error=f"{task.path}: cannot lint: {err}")
+    except RecursionError:
+        return _Outcome([], error=f"{task.path}: cannot lint: nested too deeply to parse")
     if result.text == source.text:
         return _Outcome(result.findings)
     if task.write:

@@ -4,11 +4,14 @@ parse, and the summary when a file cannot be linted."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bnplace.cli import main
+from bnplace.lint import engine
 
 BIASED = "net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))\n"
 
@@ -85,3 +88,16 @@ def test_the_summary_never_says_all_passed_when_a_file_could_not_be_linted(
         "Found 1 error; 1 file could not be linted.", "[*] 1 fixable with the `--fix` option."]
     assert _run("--fix", str(broken), str(good))[:2] == (
         2, "Found 1 error (1 fixed, 0 remaining); 1 file could not be linted.\n")
+
+
+def test_a_deep_expression_is_linted_and_one_too_deep_is_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "deep.py"
+    terms = " + ".join(['"a"'] * 500)  # libcst needs ~2,500 frames; Python allows 1,000
+    path.write_text(f"import torch.nn as nn\n{BIASED}DATA = {terms}\n")
+    limit = sys.getrecursionlimit()
+    assert _json(path) == (1, [("deep.py", "BNP002", 2)], "")
+    monkeypatch.setattr(engine, "_RECURSION_LIMIT", 0)  # as if the file were deeper still
+    assert _run(str(path)) == (2, "Found 0 errors; 1 file could not be linted.\n",
+                               f"error: {path}: cannot lint: nested too deeply to parse\n")
+    assert sys.getrecursionlimit() == limit
