@@ -18,7 +18,7 @@ from bnplace.lint.files import SourceFile
 from bnplace.lint.findings import Finding
 from bnplace.lint.fixes import apply_fixes
 from bnplace.lint.layers import Location
-from bnplace.lint.noqa import is_suppressed
+from bnplace.lint.noqa import comments, is_suppressed
 from bnplace.lint.rules import run_rules
 from bnplace.lint.sequences import describe
 from bnplace.placement import LAYER_NAMES, LayerKind
@@ -64,8 +64,8 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     except cst.ParserSyntaxError as err:
         return [_syntax_error(code, err)] if enabled("BNP000") else []
     findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True)), enabled)
-    lines = code.splitlines()
-    return [finding for finding in findings if not is_suppressed(finding, lines)]
+    noqa = comments(code) if findings else {}
+    return [finding for finding in findings if not is_suppressed(finding, noqa)]
 
 
 def _notebook_syntax_errors(source: SourceFile, enabled: Callable[[str], bool]
