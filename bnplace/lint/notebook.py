@@ -18,6 +18,7 @@ _BOUNDARY = "# bnplace: cell boundary"
 _PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!?]|[\w.]+\?{1,2}\s*$)")
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!]")
+_LINE_END = re.compile(r"\r\n?|\n")
 # Cell magics whose body is still Python; the body of any other (%%bash, %%html) is not linted.
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
@@ -102,10 +103,12 @@ class Notebook:
             raise NotebookError("the fixed code no longer splits into the notebook's cells")
         for index, part in zip(self.code_cells, parts):
             cell = self.document["cells"][index]
-            lines = [self._restored(line) for line in part.splitlines()]
-            source = "\n".join(lines)
-            if _source_text(cell, index).endswith("\n"):
-                source += "\n"
+            written = _source_text(cell, index)
+            line_end = _LINE_END.search(written)  # the cell's own (CRLF from Windows editors)
+            newline = line_end.group() if line_end else "\n"
+            source = newline.join(self._restored(line) for line in part.splitlines())
+            if written.endswith(("\r", "\n")):
+                source += newline
             cell["source"] = (source.splitlines(keepends=True)
                               if isinstance(cell.get("source"), list) else source)
         return json.dumps(self.document, indent=1, ensure_ascii=False) + "\n"
