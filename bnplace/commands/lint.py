@@ -58,7 +58,8 @@ def lint(paths: tuple[Path, ...], select: str | None, extend_select: str | None,
         sys.exit(2 if report.errors else int(bool(report.diffs) and not exit_zero))
     if output_format == "text":
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        click.echo(output.text(report.findings, report.fixed, statistics, color=color))
+        click.echo(output.text(report.findings, report.fixed, statistics, color=color,
+                               unlinted=len(report.errors)))
     else:
         click.echo(output.MACHINE_FORMATS[output_format](report.findings))
     if report.errors:

@@ -4,7 +4,9 @@ and ``.ipynb`` files, skipping version control, virtual environments, build fold
 
 from __future__ import annotations
 
+import io
 import os
+import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,17 +52,24 @@ def _skipped_folder(path: Path, is_excluded: Callable[[Path], bool]) -> bool:
 
 @dataclass
 class SourceFile:
-    """A file as the linter sees it: its Python code, and the way back to the file."""
+    """A file as the linter sees it: its Python code, the way back to the file, and the encoding
+    to write it back in."""
 
     path: Path
     text: str
     notebook: Notebook | None = None
+    encoding: str = "utf-8"
 
     @classmethod
     def read(cls, path: Path) -> SourceFile:
-        """Read a file; raises OSError, UnicodeDecodeError or NotebookError."""
-        text = path.read_bytes().decode("utf-8")  # keeps CRLF line ends as they are
-        return cls(path, text, Notebook.parse(text) if path.suffix == ".ipynb" else None)
+        """Read a file (CRLF line ends kept as they are); raises OSError, UnicodeDecodeError,
+        SyntaxError (a bad coding declaration) or NotebookError."""
+        data = path.read_bytes()
+        if path.suffix == ".ipynb":  # notebook JSON is UTF-8 whatever its cells declare
+            text = data.decode("utf-8")
+            return cls(path, text, Notebook.parse(text))
+        encoding = _python_encoding(data)
+        return cls(path, data.decode(encoding), encoding=encoding)
 
     @property
     def code(self) -> str:
@@ -71,3 +80,10 @@ class SourceFile:
         if self.notebook:
             return self.notebook.with_code(code)
         return _BOM + code if self.text.startswith(_BOM) else code
+
+
+def _python_encoding(data: bytes) -> str:
+    """The encoding Python reads a source file in: its PEP 263 coding declaration, else UTF-8.
+    A byte-order mark is decoded as a character (not stripped), so that it is written back."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return "utf-8" if encoding == "utf-8-sig" else encoding

@@ -18,6 +18,7 @@ _BOUNDARY = "# bnplace: cell boundary"
 _PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!?]|[\w.]+\?{1,2}\s*$)")
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!]")
+_LINE_END = re.compile(r"\r\n?|\n")
 # Cell magics whose body is still Python; the body of any other (%%bash, %%html) is not linted.
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
@@ -37,17 +38,20 @@ class Notebook:
 
     @classmethod
     def parse(cls, text: str) -> Notebook:
+        """Raises NotebookError for what is not an nbformat 4 notebook, or is a malformed one."""
         try:
             document = json.loads(text)
-            cells = document["cells"]
-        except (ValueError, KeyError, TypeError) as err:
+        except ValueError as err:
             raise NotebookError(f"not a notebook: {err}") from err
         notebook = cls(document, [], [], "", [])
+        cells = _cells(document)
+        if not _is_python(document.get("metadata")):
+            return notebook  # no Python cells: nothing to lint, nothing to fix
         parts, row = [], 1
         for index, cell in enumerate(cells):
-            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            if cell.get("cell_type") != "code":
                 continue
-            source = _source_text(cell.get("source", ""))
+            source = _source_text(cell, index)
             written = source.splitlines()
             lines = notebook._parsable(written, notebook._neutralised(written), row)
             notebook.code_cells.append(index)
@@ -99,10 +103,12 @@ class Notebook:
             raise NotebookError("the fixed code no longer splits into the notebook's cells")
         for index, part in zip(self.code_cells, parts):
             cell = self.document["cells"][index]
-            lines = [self._restored(line) for line in part.splitlines()]
-            source = "\n".join(lines)
-            if _source_text(cell.get("source", "")).endswith("\n"):
-                source += "\n"
+            written = _source_text(cell, index)
+            line_end = _LINE_END.search(written)  # the cell's own (CRLF from Windows editors)
+            newline = line_end.group() if line_end else "\n"
+            source = newline.join(self._restored(line) for line in part.splitlines())
+            if written.endswith(("\r", "\n")):
+                source += newline
             cell["source"] = (source.splitlines(keepends=True)
                               if isinstance(cell.get("source"), list) else source)
         return json.dumps(self.document, indent=1, ensure_ascii=False) + "\n"
@@ -112,5 +118,39 @@ class Notebook:
         return self.originals[int(match.group(1))] if match else line
 
 
-def _source_text(source: str | list[str]) -> str:
-    return "".join(source) if isinstance(source, list) else str(source)
+def _cells(document: object) -> list[dict]:
+    """The cells of an nbformat 4 document; a malformed one raises NotebookError rather than
+    failing somewhere in the linter."""
+    if not isinstance(document, dict):
+        raise NotebookError("not a notebook: the JSON is not an object")
+    if isinstance(document.get("nbformat"), int) and document["nbformat"] < 4:
+        raise NotebookError(f"nbformat {document['nbformat']} notebooks are not supported; "
+                            "convert it with `jupyter nbconvert --to notebook --inplace`")
+    cells = document.get("cells")
+    if not isinstance(cells, list):
+        raise NotebookError("not a notebook: 'cells' is not a list")
+    for number, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict):
+            raise NotebookError(f"cell {number} is not a JSON object")
+    return cells
+
+
+def _is_python(metadata: object) -> bool:
+    """Ruff's test for a Python notebook: the ``language_info`` name, else the ``kernelspec``
+    language, else (neither given) Python."""
+    if isinstance(metadata, dict):
+        for key, name in (("language_info", "name"), ("kernelspec", "language")):
+            info = metadata.get(key)
+            if isinstance(info, dict) and isinstance(info.get(name), str):
+                return info[name].lower() == "python"
+    return True
+
+
+def _source_text(cell: dict, index: int) -> str:
+    """A cell's source, nbformat's string or list of lines, as one string."""
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        return "".join(source)
+    if not isinstance(source, str):
+        raise NotebookError(f"cell {index + 1}: 'source' is not a string or a list of strings")
+    return source

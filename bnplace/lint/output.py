@@ -26,9 +26,9 @@ def where(finding: Finding) -> str:
 
 
 def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
-         color: bool = False, fix_with: str = "the `--fix` option") -> str:
+         color: bool = False, fix_with: str = "the `--fix` option", unlinted: int = 0) -> str:
     """One line per finding (or per code with ``statistics``), then a summary line that says
-    how many are fixable ``fix_with``."""
+    how many are fixable ``fix_with`` and how many files could not be linted."""
     def style(value: str, **styles) -> str:
         return click.style(value, **styles) if color else value
 
@@ -45,17 +45,24 @@ def text(findings: Sequence[Finding], fixed: int = 0, statistics: bool = False,
             mark = " [*]" if finding.fix_title else ""
             lines.append(f"{style(finding.path, bold=True)}:{where(finding)}: "
                          f"{style(finding.code, fg='red', bold=True)}{mark} {finding.message}")
-    lines.append(_summary(findings, fixed, fix_with))
+    lines.append(_summary(findings, fixed, fix_with, unlinted))
     return "\n".join(lines)
 
 
-def _summary(findings: Sequence[Finding], fixed: int, fix_with: str) -> str:
-    if fixed:
-        return f"Found {len(findings) + fixed} errors ({fixed} fixed, {len(findings)} remaining)."
-    if not findings:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def _summary(findings: Sequence[Finding], fixed: int, fix_with: str, unlinted: int) -> str:
+    """Ruff's summary line; "All checks passed!" only when every file was linted."""
+    if not (findings or fixed or unlinted):
         return "All checks passed!"
-    count = f"{len(findings)} error{'s' if len(findings) != 1 else ''}"
-    fixable = sum(1 for finding in findings if finding.fix_title)
+    count = _plural(len(findings) + fixed, "error")
+    if fixed:
+        count += f" ({fixed} fixed, {len(findings)} remaining)"
+    if unlinted:
+        count += f"; {_plural(unlinted, 'file')} could not be linted"
+    fixable = 0 if fixed else sum(1 for finding in findings if finding.fix_title)
     hint = f"\n[*] {fixable} fixable with {fix_with}." if fixable else ""
     return f"Found {count}.{hint}"
 
@@ -96,24 +103,28 @@ def _sarif_rule(code: str) -> dict:
 
 
 def _sarif_result(finding: Finding) -> dict:
+    """A SARIF result. A notebook cell's rows are no lines of the .ipynb file, so a notebook
+    finding points at the file alone, names the cell in its message (as the text format does)
+    and keeps the rows within the cell in ``properties``."""
     location = finding.location
+    region = {"startLine": location.row, "startColumn": location.column + 1,
+              "endLine": location.end_row, "endColumn": location.end_column + 1}
     result = {"ruleId": finding.code, "level": "error", "message": {"text": finding.message}}
+    artifact = {"artifactLocation": {"uri": Path(finding.path).as_posix()}}
     if location.module is not None:
         place = {"logicalLocations": [{"fullyQualifiedName": location.module}]}
+    elif finding.cell is None:
+        place = {"physicalLocation": {**artifact, "region": region}}
     else:
-        place = {"physicalLocation": {
-            "artifactLocation": {"uri": Path(finding.path).as_posix()},
-            "region": {"startLine": location.row, "startColumn": location.column + 1,
-                       "endLine": location.end_row, "endColumn": location.end_column + 1}}}
+        place = {"physicalLocation": artifact}
+        result["message"] = {"text": f"{where(finding)}: {finding.message}"}
+        result["properties"] = {"cell": finding.cell, "cellRegion": region}
     result["locations"] = [place]
-    if finding.cell is not None:
-        result["properties"] = {"cell": finding.cell}
     return result
 
 
 def as_sarif(findings: Sequence[Finding]) -> str:
-    """A SARIF 2.1.0 log for code scanning (notebook rows are within the cell named in
-    ``properties.cell``)."""
+    """A SARIF 2.1.0 log for code scanning."""
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -133,12 +144,15 @@ def _escape(value: str, property_value: bool = False) -> str:
 
 
 def as_github(findings: Sequence[Finding]) -> str:
-    """GitHub Actions workflow commands: one ``::error`` annotation per finding."""
+    """GitHub Actions workflow commands: one ``::error`` annotation per finding. A notebook
+    finding annotates the file as a whole (its rows count within a cell, not the .ipynb's lines)
+    and names the cell in its title; ruff gives such findings a stand-in line instead."""
     lines = []
     for finding in findings:
         location = finding.location
-        properties = {"title": f"bnplace ({finding.code})", "file": finding.path}
-        if location.module is None:
+        cell = f" in cell {finding.cell}" if finding.cell is not None else ""
+        properties = {"title": f"bnplace ({finding.code}){cell}", "file": finding.path}
+        if location.module is None and finding.cell is None:
             properties.update(line=location.row, col=location.column + 1,
                               endLine=location.end_row, endColumn=location.end_column + 1)
         joined = ",".join(f"{key}={_escape(str(value), True)}" for key, value in properties.items())

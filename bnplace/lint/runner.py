@@ -76,12 +76,14 @@ def _run(task: _Task) -> _Outcome:
     try:
         source = SourceFile.read(task.path)
         result = lint_file(source, task.settings.enabled_for(task.path), fix=task.fix)
-    except (OSError, UnicodeDecodeError, NotebookError, RecursionError) as err:
+    except (OSError, UnicodeDecodeError, SyntaxError, NotebookError) as err:
         return _Outcome([], error=f"{task.path}: cannot lint: {err}")
+    except RecursionError:
+        return _Outcome([], error=f"{task.path}: cannot lint: nested too deeply to parse")
     if result.text == source.text:
         return _Outcome(result.findings)
     if task.write:
-        task.path.write_bytes(result.text.encode("utf-8"))
+        task.path.write_bytes(result.text.encode(source.encoding))
         return _Outcome(result.findings, fixed=result.fixed)
     name = str(task.path)
     diff = "".join(difflib.unified_diff(source.text.splitlines(keepends=True),

@@ -30,6 +30,17 @@ def test_noqa_on_the_reported_line(noqa_dense: str, noqa_bn: str, expected: list
     assert code_lines(MODEL.format(noqa_dense=noqa_dense, noqa_bn=noqa_bn)) == expected
 
 
+def test_only_a_comment_carries_noqa_not_a_string() -> None:
+    source = ('import torch.nn as nn\n'
+              's = "# noqa"; a = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))\n'
+              'b = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))  # noqa\n'
+              'c = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))  # type: ignore  # noqa\n'
+              'd = """\n# noqa"""; e = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))\n'
+              'f = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))  # "# noqa: BNP001"\n')
+    assert code_lines(source) == [("BNP002", 2), ("BNP002", 6), ("BNP002", 7)]
+    assert code_lines(source.replace("\n", "\r")) == code_lines(source)  # old Mac line ends
+
+
 MODULE_DICT = """\
 import torch
 from torch import nn

@@ -90,3 +90,21 @@ def test_module_dicts_constants_and_sigmoid_heads_in_cells(tmp_path: Path) -> No
     assert [f.code for f in result.findings] == ["BNP004", "BNP005"] and result.fixed == 1
     fixed = json.loads(result.text)["cells"][1]["source"]
     assert 'x = self.layers["drop"](self.layers["bn"](x))' in fixed
+
+
+def test_fix_keeps_each_cells_line_endings(tmp_path: Path) -> None:
+    lines = ["import torch.nn as nn", "net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))"]
+    crlf_list = [line + "\r\n" for line in lines]
+    crlf_text = "\r\n".join(lines) + "\r\n"
+    lf_text = "\n".join(lines)
+    path = tmp_path / "crlf.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": source}
+                                          for source in (crlf_list, crlf_text, lf_text)],
+                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    result = _lint(path, fix=True)
+    assert result.fixed == 3
+    fixed = [cell["source"] for cell in json.loads(result.text)["cells"]]
+    biased = "nn.Linear(3, 4)"
+    assert fixed == [[line.replace(biased, "nn.Linear(3, 4, bias=False)") for line in crlf_list],
+                     crlf_text.replace(biased, "nn.Linear(3, 4, bias=False)"),
+                     lf_text.replace(biased, "nn.Linear(3, 4, bias=False)")]

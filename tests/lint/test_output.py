@@ -115,8 +115,10 @@ def test_sarif_satisfies_the_required_fields_of_2_1_0() -> None:
     log = json.loads(output.as_sarif(findings))
     jsonschema.validate(log, SARIF_REQUIRED)
     results = log["runs"][0]["results"]
-    assert [(r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
-            for r in results] == [(f.code, f.location.row) for f in findings]
+    regions = [r["properties"]["cellRegion"] if "properties" in r
+               else r["locations"][0]["physicalLocation"]["region"] for r in results]
+    assert [(r["ruleId"], region["startLine"]) for r, region in zip(results, regions)] == [
+        (f.code, f.location.row) for f in findings]
     assert {rule["id"] for rule in log["runs"][0]["tool"]["driver"]["rules"]} >= {
         f.code for f in findings}
 
@@ -144,3 +146,18 @@ def test_module_locations_print_the_module_name() -> None:
     assert "line=" not in output.as_github([finding])
     sarif = json.loads(output.as_sarif([finding]))["runs"][0]["results"][0]
     assert sarif["locations"] == [{"logicalLocations": [{"fullyQualifiedName": "features.3"}]}]
+
+
+def test_notebook_findings_in_github_and_sarif_name_the_cell_not_a_line_of_the_file() -> None:
+    finding = _findings("lesson3.ipynb")[1]
+    path = FIXTURES / "lesson3.ipynb"
+    message = ("Dense has a bias that the BatchNormalization after it subtracts away: "
+               "pass use_bias=False")
+    assert output.as_github([finding]) == (f"::error title=bnplace (BNP002) in cell 5,file={path}"
+                                           f"::{path}:cell 5:3:11: BNP002 {message}")
+    result = json.loads(output.as_sarif([finding]))["runs"][0]["results"][0]
+    assert result == {
+        "ruleId": "BNP002", "level": "error", "message": {"text": f"cell 5:3:11: {message}"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": path.as_posix()}}}],
+        "properties": {"cell": 5, "cellRegion": {"startLine": 3, "startColumn": 11,
+                                                 "endLine": 3, "endColumn": 34}}}
