@@ -125,10 +125,13 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
 
 
 def accuracy(model: nn.Module, batches: Batches, device: torch.device) -> float:
-    """Fraction of ``batches`` the model classifies correctly, in eval mode."""
+    """Fraction of the samples ``batches`` yields that the model classifies correctly, in eval
+    mode (counted as they come: a DataLoader may yield fewer than its dataset holds)."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
+    samples = 0
     with torch.inference_mode(), _autocast(device):
         for inputs, targets in batches.in_order(EVAL_BATCH_SIZE):
             correct += (model(inputs).argmax(dim=1) == targets).sum()
-    return correct.item() / len(batches)
+            samples += len(targets)
+    return correct.item() / samples

@@ -49,6 +49,7 @@ def test_data_spec_trains_on_the_users_function(tmp_path):
     (["--model", TINY_MODEL, "--storage", "nosuchdb://x"], "cannot open storage 'nosuchdb://x'"),
     (["--model", TINY_MODEL, "--study-name", "a b"], "study name 'a b'"),
     (["--model", TINY_MODEL, "--device", "tpu"], "unknown device 'tpu'"),
+    (["--model", TINY_MODEL, "--data", "digit"], "unknown data 'digit': use digits|synthetic"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, args, message):
     result = invoke(*args, "--output", str(tmp_path / "out"))
@@ -98,3 +99,22 @@ def test_help_explains_every_option():
                    "--study-name", "--device", "--seed", "--timeout", "--output"):
         assert option in result.output
     assert "runs only the" in result.output  # --trials is the study's total
+
+
+@pytest.mark.parametrize("command", ["tune", "check"])
+def test_a_dataloader_of_dicts_is_a_one_line_error(tmp_path, command):
+    data_file = tmp_path / "dictdata.py"
+    data_file.write_text(textwrap.dedent("""
+        import torch
+        from torch.utils.data import DataLoader
+
+        def load():
+            rows = [{"x": torch.randn(64), "y": i % 10} for i in range(40)]
+            return DataLoader(rows[:30], batch_size=8), DataLoader(rows[30:], batch_size=8)
+    """))
+    args = ["--output", str(tmp_path / "out")] if command == "tune" else []
+    result = CliRunner().invoke(main, [command, "--model", TINY_MODEL, "--data",
+                                       f"{data_file}:load", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output == ("Error: the train DataLoader must yield (inputs, targets) pairs of "
+                             "tensors, got a dict with keys ['x', 'y']\n")
