@@ -34,7 +34,8 @@ INTERRUPTED_EXIT = 130
 @click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,
               help="Training batch size (a DataLoader from --data keeps its own).")
 @click.option("--placements", default=",".join(p.value for p in Placement), show_default=True,
-              metavar="a,b,...", help="The BatchNorm placements to compare, comma-separated.")
+              metavar="a,b,...",
+              help="The BatchNorm placements to compare, comma-separated, in any order.")
 @click.option("--lr-min", type=float, default=_DEFAULTS.lr_min, show_default=True,
               help="Smallest learning rate tried (SGD with momentum 0.9).")
 @click.option("--lr-max", type=float, default=_DEFAULTS.lr_max, show_default=True,

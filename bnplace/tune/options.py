@@ -47,12 +47,14 @@ class TuneOptions:
 
     def __post_init__(self) -> None:
         try:
-            placements = tuple(dict.fromkeys(Placement.parse(p) for p in self.placements))
+            chosen = {Placement.parse(p) for p in self.placements}
         except ValueError as err:
             raise TuneInputError(str(err)) from None
-        if not placements:
+        if not chosen:
             raise TuneInputError("no placement to tune: give at least one")
-        object.__setattr__(self, "placements", placements)
+        # in Placement's order whatever order they were given in: a study's search space (Optuna
+        # refuses a categorical parameter whose choices change order) and settings stay the same
+        object.__setattr__(self, "placements", tuple(p for p in Placement if p in chosen))
         _check_choice("sampler", self.sampler, SAMPLERS)
         _check_choice("pruner", self.pruner, PRUNERS)
         for name in ("epochs", "batch_size", "heartbeat"):

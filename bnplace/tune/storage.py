@@ -10,6 +10,7 @@ so the next run trains that slot again and nothing is counted twice.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import time
 import warnings
@@ -53,14 +54,16 @@ def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[
         raise TuneInputError(f"cannot open storage {url!r}: {type(err).__name__}: {err}") from err
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
+    settings = json.loads(json.dumps(settings, default=str))  # as stored: tuples are lists
     started_with = study.user_attrs.get(SETTINGS)
     if started_with is None:
-        study.set_user_attr(SETTINGS, dict(settings))
-    elif started_with != dict(settings):
+        study.set_user_attr(SETTINGS, settings)
+    elif started_with != settings:
         changed = ", ".join(f"{key} {started_with.get(key)!r} -> {value!r}"
                             for key, value in settings.items() if started_with.get(key) != value)
+        other = "--study-name" if options.storage else "--study-name or --output"
         raise TuneInputError(f"study {name!r} was started with other settings ({changed}); "
-                             "run it with the same ones, or choose a new --study-name")
+                             f"run it with the same ones, or choose another {other}")
     return study
 
 

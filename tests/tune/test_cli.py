@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bnplace.cli import main
-from tests.tune.conftest import TINY_KWARGS, TINY_MODEL
+from tests.tune.conftest import REPO, TINY_KWARGS, TINY_MODEL
 
 
 def invoke(*args: str):
@@ -118,3 +118,29 @@ def test_a_dataloader_of_dicts_is_a_one_line_error(tmp_path, command):
     assert result.exit_code == 2, result.output
     assert result.output == ("Error: the train DataLoader must yield (inputs, targets) pairs of "
                              "tensors, got a dict with keys ['x', 'y']\n")
+
+
+def test_other_model_kwargs_or_another_file_are_refused_not_joined(tmp_path):
+    out = str(tmp_path / "out")
+    first = invoke("--model", TINY_MODEL, "--model-kwargs", TINY_KWARGS, "--trials", "1",
+                   "--epochs", "1", "--output", out)
+    assert first.exit_code == 0, first.output
+    results = (tmp_path / "out" / "results.json").read_text()
+
+    wider = invoke("--model", TINY_MODEL, "--model-kwargs", '{"hidden": [8]}', "--trials", "2",
+                   "--epochs", "1", "--output", out)
+    assert wider.exit_code == 2
+    assert wider.output.startswith("Error: study 'MLP-digits' was started with other settings "
+                                   "(model_kwargs {'hidden': [16]} -> {'hidden': [8]}, ")
+    assert wider.output.endswith("; run it with the same ones, or choose another --study-name "
+                                 "or --output\n")
+    assert wider.output.count("\n") == 1
+
+    copy = tmp_path / "other" / "models.py"  # the same class name in another file
+    copy.parent.mkdir()
+    copy.write_text((REPO / "examples" / "models.py").read_text())
+    other = invoke("--model", f"{copy}:MLP", "--model-kwargs", TINY_KWARGS, "--trials", "2",
+                   "--epochs", "1", "--output", out)
+    assert other.exit_code == 2
+    assert f"(model 'examples/models.py:MLP' -> '{copy}:MLP')" in other.output
+    assert (tmp_path / "out" / "results.json").read_text() == results  # nothing was trained
