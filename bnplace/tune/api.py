@@ -68,7 +68,8 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     try:
         study = open_study(settings, settings.output, name,
                            _study_settings(settings, model_fn, model_kwargs, probe, dataset.name),
-                           make_sampler(settings), make_pruner(settings))
+                           make_pruner(settings))
+        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
         trainer = Trainer(build, dataset.to(device), settings, device)
         checkpoints = Checkpoints(settings.output / "checkpoints")
         threads = settings.threads or default_threads(probe, device)

@@ -23,7 +23,6 @@ import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
-from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -45,15 +44,18 @@ def storage_url(options: TuneOptions, output: Path) -> str:
 
 
 def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[str, Any],
-               sampler: BaseSampler, pruner: BasePruner) -> optuna.Study:
-    """Create the study, or load it to resume or join; refuse one started with other settings."""
+               pruner: BasePruner) -> optuna.Study:
+    """Create the study, or load it to resume or join; refuse one started with other settings.
+
+    Its sampler is Optuna's default until the caller sets one seeded for what the study holds.
+    """
     url = with_installed_driver(storage_url(options, output))
     try:
         storage = _connect(url, options.heartbeat)
     except Exception as err:  # SQLAlchemy's errors for a bad URL, a missing driver, no server
         raise TuneInputError(f"cannot open storage {url!r}: {type(err).__name__}: {err}") from err
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+                                pruner=pruner, load_if_exists=True)
     settings = json.loads(json.dumps(settings, default=str))  # as stored: tuples are lists
     started_with = study.user_attrs.get(SETTINGS)
     if started_with is None:

@@ -131,6 +131,18 @@ def test_same_command_again_runs_only_missing_trials(tmp_path):
     assert [t["number"] for t in second.trials] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_resumed_study_draws_new_learning_rates_and_a_fresh_one_repeats(tmp_path, sampler):
+    def study(folder, trials):
+        return bnplace.tune(tiny_mlp, placements=("none",), sampler=sampler, trials=trials,
+                            epochs=1, output=tmp_path / folder, progress=False)
+
+    study("resumed", 2)
+    resumed = [t["params"]["lr"] for t in study("resumed", 4).trials]
+    assert len(set(resumed)) == 4
+    assert [t["params"]["lr"] for t in study("fresh", 2).trials] == resumed[:2]
+
+
 def test_a_study_refuses_to_resume_with_other_settings(tmp_path):
     bnplace.tune(tiny_mlp, trials=1, epochs=1, output=tmp_path, progress=False)
     with pytest.raises(ValueError, match="epochs 1 -> 2"):
