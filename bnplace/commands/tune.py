@@ -10,7 +10,7 @@ import click
 from bnplace.commands.errors import reported_as_usage_errors
 from bnplace.loading import parse_kwargs
 from bnplace.placement import Placement
-from bnplace.tune.options import DEFAULT_TRIALS, PRUNERS, SAMPLERS, TuneOptions
+from bnplace.tune.options import DEFAULT_TRIALS, MIN_BATCH_SIZE, PRUNERS, SAMPLERS, TuneOptions
 
 _DEFAULTS = TuneOptions()
 INTERRUPTED_EXIT = 130
@@ -31,7 +31,8 @@ INTERRUPTED_EXIT = 130
                    f"most]")
 @click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True,
               help="Training epochs per trial.")
-@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=MIN_BATCH_SIZE),
+              default=_DEFAULTS.batch_size, show_default=True,
               help="Training batch size (a DataLoader from --data keeps its own).")
 @click.option("--placements", default=",".join(p.value for p in Placement), show_default=True,
               metavar="a,b,...",

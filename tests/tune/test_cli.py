@@ -144,3 +144,10 @@ def test_other_model_kwargs_or_another_file_are_refused_not_joined(tmp_path):
     assert other.exit_code == 2
     assert f"(model 'examples/models.py:MLP' -> '{copy}:MLP')" in other.output
     assert (tmp_path / "out" / "results.json").read_text() == results  # nothing was trained
+
+
+def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
+    result = invoke("--model", TINY_MODEL, "--batch-size", "1", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--batch-size': 1 is not in the range x>=2." in result.output
+    assert not (tmp_path / "out").exists()

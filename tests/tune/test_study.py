@@ -14,7 +14,7 @@ from torch import nn
 import bnplace
 from bnplace.placement import Placement
 from bnplace.tune.data import load_data
-from bnplace.tune.options import TuneOptions
+from bnplace.tune.options import TuneInputError, TuneOptions
 from bnplace.tune.training import accuracy, resolve_device
 from bnplace.tune.variants import NoChainError
 from examples import models as bnplace_models
@@ -147,6 +147,12 @@ def test_a_study_refuses_to_resume_with_other_settings(tmp_path):
     bnplace.tune(tiny_mlp, trials=1, epochs=1, output=tmp_path, progress=False)
     with pytest.raises(ValueError, match="epochs 1 -> 2"):
         bnplace.tune(tiny_mlp, trials=2, epochs=2, output=tmp_path, progress=False)
+
+
+def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
+    with pytest.raises(TuneInputError, match="batch-size must be at least 2, got 1"):
+        bnplace.tune(tiny_mlp, batch_size=1, output=tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_same_placements_in_another_order_resume_the_study(tmp_path):
