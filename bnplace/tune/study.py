@@ -112,7 +112,8 @@ class Objective:
         def report(run: TrainingRun) -> None:
             epoch = len(run.val_accuracy) - 1
             trial.report(run.val_accuracy[-1], epoch)
-            if trial.should_prune():
+            # after the last epoch nothing is left to save: a trained trial is kept, not pruned
+            if epoch + 1 < options.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: behind earlier "
                                          f"{placement} trials ({options.pruner} pruner)")
 
