@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,20 @@ from torch import nn
 
 from bnplace.loading import model_factory
 from bnplace.tune.data import DataSource, load_data
-from bnplace.tune.options import TuneOptions
+from bnplace.tune.options import TuneInputError, TuneOptions
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
 from bnplace.tune.storage import best_completed, open_study, storage_url
 from bnplace.tune.study import Objective, Trainer, make_pruner, make_sampler, run_trials
 from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
-from bnplace.tune.winner import Checkpoints, save_winner
+from bnplace.tune.winner import (WINNER_EXPORTED, WINNER_MODEL, WINNER_STATE_DICT, Checkpoints,
+                                 save_winner)
 
 RESULTS = "results.json"
 PLOTS = ("accuracy_vs_lr.png", "learning_curves.png")
+CHECKPOINTS = "checkpoints"  # the folder of the best trial's weights
+REPORT_FILES = (RESULTS, *PLOTS, WINNER_MODEL, WINNER_EXPORTED, WINNER_STATE_DICT)
 
 
 @dataclass
@@ -60,7 +64,7 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     settings = replace(settings, study_name=name,
                        output=Path(settings.output or Path("bnplace-runs") / name))
     assert settings.output is not None
-    settings.output.mkdir(parents=True, exist_ok=True)
+    _prepare_output(settings.output)
     console = console or Console()
 
     verbosity = optuna.logging.get_verbosity()
@@ -71,13 +75,30 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
                            make_pruner(settings))
         study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
         trainer = Trainer(build, dataset.to(device), settings, device)
-        checkpoints = Checkpoints(settings.output / "checkpoints")
+        checkpoints = Checkpoints(settings.output / CHECKPOINTS)
         threads = settings.threads or default_threads(probe, device)
         with cpu_threads(threads), LiveProgress(console, settings.progress) as progress:
             run_trials(study, Objective(trainer, checkpoints.save), settings, progress.update)
         return _report(study, settings, trainer, checkpoints, console)
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _prepare_output(folder: Path) -> None:
+    """Create the output folder, and check what the study writes there can be written: found
+    only after training, a bad --output would throw the whole study's report away."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise TuneInputError(f"cannot write to the output folder {folder}: "
+                             f"{err.strerror or err}") from None
+    in_the_way = [folder / name for name in REPORT_FILES if (folder / name).is_dir()]
+    if (folder / CHECKPOINTS).exists() and not (folder / CHECKPOINTS).is_dir():
+        in_the_way.append(folder / CHECKPOINTS)
+    if in_the_way:
+        raise TuneInputError(f"cannot write {in_the_way[0]}: something of that name is in the "
+                             "way (move it, or choose another --output)")
 
 
 def _study_settings(options: TuneOptions, model_fn: ModelFactory | str,

@@ -6,6 +6,7 @@ import json
 import textwrap
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from bnplace.cli import main
@@ -151,3 +152,37 @@ def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
     assert result.exit_code == 2
     assert "Error: Invalid value for '--batch-size': 1 is not in the range x>=2." in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device", [
+    pytest.param("mps", marks=pytest.mark.skipif(torch.backends.mps.is_available(),
+                                                 reason="this machine has MPS")),
+    "meta",  # torch makes tensors there, but computes nothing
+])
+def test_a_device_torch_cannot_use_here_is_a_one_line_error(tmp_path, device):
+    result = invoke("--model", TINY_MODEL, "--device", device, "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: device {device!r} cannot be used on this machine; "
+                                    "use one of: auto, cpu")
+    assert result.output.count("\n") == 1
+
+
+def test_an_output_folder_under_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = invoke("--model", TINY_MODEL, "--output", str(tmp_path / "file" / "out"))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: cannot write to the output folder {tmp_path}/file/out: "
+                             "Not a directory\n")
+
+
+@pytest.mark.parametrize("name, make", [("results.json", "mkdir"), ("winner.pt", "mkdir"),
+                                        ("checkpoints", "touch")])
+def test_a_report_file_name_taken_in_the_output_folder_is_refused_before_training(
+        tmp_path, name, make):
+    getattr(tmp_path / name, make)()
+    result = invoke("--model", TINY_MODEL, "--model-kwargs", TINY_KWARGS, "--trials", "1",
+                    "--epochs", "1", "--output", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: cannot write {tmp_path / name}: something of that name is "
+                             "in the way (move it, or choose another --output)\n")
+    assert not (tmp_path / "study.db").exists()
