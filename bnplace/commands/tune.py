@@ -14,6 +14,7 @@ from bnplace.tune.options import DEFAULT_TRIALS, MIN_BATCH_SIZE, PRUNERS, SAMPLE
 
 _DEFAULTS = TuneOptions()
 INTERRUPTED_EXIT = 130
+NO_TRIAL_COMPLETED_EXIT = 1
 
 
 @click.command()
@@ -87,8 +88,10 @@ def tune(model_spec: str, model_kwargs: str | None, data: str, placements: str,
         chosen = tuple(name for name in placements.split(",") if name.strip())
         kwargs = parse_kwargs(model_kwargs)
         try:
-            run_tune(model_spec, data, model_kwargs=kwargs, placements=chosen, **options)
+            result = run_tune(model_spec, data, model_kwargs=kwargs, placements=chosen, **options)
         except KeyboardInterrupt:
             click.echo("\nInterrupted: the finished trials are kept in the study. Run the same "
                        "command again to finish it.", err=True)
             sys.exit(INTERRUPTED_EXIT)
+    if result.best is None:  # the report says "No trial completed" and results.json why
+        sys.exit(NO_TRIAL_COMPLETED_EXIT)

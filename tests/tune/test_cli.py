@@ -186,3 +186,13 @@ def test_a_report_file_name_taken_in_the_output_folder_is_refused_before_trainin
     assert result.output == (f"Error: cannot write {tmp_path / name}: something of that name is "
                              "in the way (move it, or choose another --output)\n")
     assert not (tmp_path / "study.db").exists()
+
+
+def test_a_study_where_no_trial_completed_exits_1(tmp_path):
+    result = invoke("--model", TINY_MODEL, "--model-kwargs", TINY_KWARGS, "--lr-min", "1e12",
+                    "--lr-max", "1e13", "--placements", "none", "--trials", "2", "--epochs", "1",
+                    "--output", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "No trial completed: see the reasons in results.json." in result.output
+    states = [t["state"] for t in json.loads((tmp_path / "results.json").read_text())["trials"]]
+    assert states == ["PRUNED", "PRUNED"]  # diverged
