@@ -64,7 +64,12 @@ def model_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[
     The spec may name an ``nn.Module`` subclass or any function returning a module. The first
     model is built here, so a spec that cannot build fails now, not in the middle of a study.
     """
+    from torch import nn
+
     target = load_object(spec)
+    if isinstance(target, nn.Module):  # callable, but calling it runs its forward
+        raise SpecError(f"{spec!r} is a model instance ({type(target).__name__}), not a class or "
+                        "function: give its class, or a function that builds a new model")
     if not callable(target):
         raise SpecError(f"{spec!r} is not a class or function")
     factory = functools.partial(_build, spec, target, dict(kwargs or {}))

@@ -26,6 +26,7 @@ from optuna.pruners import BasePruner
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bnplace.loading import describe_error
 from bnplace.tune.options import TuneInputError, TuneOptions
 
 REASON = "reason"  # trial user attr: why a trial was pruned or failed
@@ -53,7 +54,7 @@ def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[
     try:
         storage = _connect(url, options.heartbeat)
     except Exception as err:  # SQLAlchemy's errors for a bad URL, a missing driver, no server
-        raise TuneInputError(f"cannot open storage {url!r}: {type(err).__name__}: {err}") from err
+        raise TuneInputError(f"cannot open storage {url!r}: {describe_error(err)}") from err
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 pruner=pruner, load_if_exists=True)
     settings = json.loads(json.dumps(settings, default=str))  # as stored: tuples are lists

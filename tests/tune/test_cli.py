@@ -51,6 +51,8 @@ def test_data_spec_trains_on_the_users_function(tmp_path):
     (["--model", TINY_MODEL, "--study-name", "a b"], "study name 'a b'"),
     (["--model", TINY_MODEL, "--device", "tpu"], "unknown device 'tpu'"),
     (["--model", TINY_MODEL, "--data", "digit"], "unknown data 'digit': use digits|synthetic"),
+    (["--model", TINY_MODEL, "--storage", "sqlite:////no_such_folder/study.db"],
+     "OperationalError: (sqlite3.OperationalError) unable to open database file"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, args, message):
     result = invoke(*args, "--output", str(tmp_path / "out"))
@@ -70,6 +72,42 @@ def test_model_without_a_chain_is_a_one_line_error(tmp_path):
 
 
 
+def test_a_model_instance_asks_for_its_class_or_a_function(tmp_path):
+    model_file = tmp_path / "instance.py"
+    model_file.write_text("from torch import nn\n\n"
+                          "net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), "
+                          "nn.Linear(16, 10))\n")
+    result = invoke("--model", f"{model_file}:net", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: '{model_file}:net' is a model instance (Sequential), not a "
+                             "class or function: give its class, or a function that builds a "
+                             "new model\n")
+
+
+def test_a_model_whose_chains_are_all_skipped_says_why(tmp_path):
+    model_file = tmp_path / "noisy.py"
+    model_file.write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc, self.act, self.out = nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)
+
+            def forward(self, x):
+                h = self.act(self.fc(x))
+                if self.training:
+                    h = h + 0.1 * torch.randn_like(h)
+                return self.out(h)
+    """))
+    result = invoke("--model", f"{model_file}:Net", "--output", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output == ("Error: Net: every linear → activation chain is skipped, so there "
+                             "is nothing to tune: the forward of `Net` branches on self.training, "
+                             "so a traced copy would keep only one branch\n")
+
+
 def test_untraceable_model_is_a_one_line_error_naming_the_failing_line(tmp_path):
     model_file = tmp_path / "branchy.py"
     model_file.write_text("from torch import nn\n\nclass Net(nn.Module):\n"
@@ -81,6 +119,9 @@ def test_untraceable_model_is_a_one_line_error_naming_the_failing_line(tmp_path)
     assert result.exit_code == 2
     assert result.output.startswith("Error: cannot trace Net.forward")
     assert "branchy.py:5 `if x.sum() > 0:`" in result.output
+    assert result.output.endswith("(leaf_modules= and concrete_args= are arguments of the Python "
+                                  "API: bnplace.rewrite(), bnplace.find_chains(); no command-line "
+                                  "option takes them)\n")
     assert len(result.output.splitlines()) == 1
 
 
