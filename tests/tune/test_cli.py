@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -237,3 +239,9 @@ def test_a_study_where_no_trial_completed_exits_1(tmp_path):
     assert "No trial completed: see the reasons in results.json." in result.output
     states = [t["state"] for t in json.loads((tmp_path / "results.json").read_text())["trials"]]
     assert states == ["PRUNED", "PRUNED"]  # diverged
+
+
+def test_python_m_bnplace_cli_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "bnplace.cli", "tune", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: bnplace tune [OPTIONS]")
