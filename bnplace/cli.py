@@ -49,3 +49,7 @@ def main() -> None:
     bnplace check   the lint rules on a live model, plus its measured variance shift
     bnplace export  save a checkpoint as an inference model, BatchNorm folded away
     """
+
+
+if __name__ == "__main__":  # `python -m bnplace.cli`, as well as `python -m bnplace`
+    main(prog_name="bnplace")

@@ -2,17 +2,28 @@
 
 Every failure is a :class:`SpecError` with a one-line message, so the CLI can print it and exit 2
 instead of showing a traceback.
+
+A file is imported under a name that stays the same from run to run, because ``torch.save`` of a
+model records its class by module name (``winner.pt``, ``bnplace export --output``): the dotted
+path from the working folder when ``import`` finds the file that way (``examples/models.py`` ->
+``examples.models``), so a plain ``torch.load`` from that folder imports it again; else a name
+made from the file's absolute path (see :func:`file_module_name`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import importlib.util
 import json
+import keyword
 import sys
 from pathlib import Path
 from typing import Any, Callable
+
+
+PRIVATE_PREFIX = "_bnplace_user_"  # module names of files that no ``import`` finds
 
 
 class SpecError(ValueError):
@@ -53,7 +64,12 @@ def model_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[
     The spec may name an ``nn.Module`` subclass or any function returning a module. The first
     model is built here, so a spec that cannot build fails now, not in the middle of a study.
     """
+    from torch import nn
+
     target = load_object(spec)
+    if isinstance(target, nn.Module):  # callable, but calling it runs its forward
+        raise SpecError(f"{spec!r} is a model instance ({type(target).__name__}), not a class or "
+                        "function: give its class, or a function that builds a new model")
     if not callable(target):
         raise SpecError(f"{spec!r} is not a class or function")
     factory = functools.partial(_build, spec, target, dict(kwargs or {}))
@@ -72,7 +88,7 @@ def _build(spec: str, target: Callable[..., Any], kwargs: dict[str, Any]) -> Any
     try:
         model = target(**kwargs)
     except Exception as err:  # the user's constructor: report it on one line
-        raise SpecError(f"building {spec!r} failed: {type(err).__name__}: {err}") from err
+        raise SpecError(f"building {spec!r} failed: {describe_error(err)}") from err
     if not isinstance(model, nn.Module):
         raise SpecError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -82,35 +98,80 @@ def _looks_like_path(text: str) -> bool:
     return text.endswith(".py") or "/" in text or "\\" in text
 
 
-def _import_module(name: str) -> Any:
+def describe_error(err: BaseException) -> str:
+    """``TypeName: first line of the message``: an error of the user's code (or a library's
+    multi-line one, such as SQLAlchemy's) on the one line a CLI error has."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def file_module_name(path: Path) -> str:
+    """The module name a Python file is imported under (``path`` resolved): its dotted path from
+    the working folder when ``import`` finds the file by it, else
+    ``_bnplace_user_<stem>_<digest of the path>``, which only :func:`load_object` registers."""
+    try:
+        parts = path.with_suffix("").relative_to(Path.cwd().resolve()).parts
+    except ValueError:
+        parts = ()
+    if parts and all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
+        dotted = ".".join(parts)
+        _working_folder_on_path()
+        try:
+            found = importlib.util.find_spec(dotted)
+        except Exception:  # a parent package that fails to import, or is no package
+            found = None
+        if found is not None and found.origin and Path(found.origin).resolve() == path:
+            return dotted
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    return f"{PRIVATE_PREFIX}{path.stem}_{digest}"
+
+
+def _working_folder_on_path() -> None:
+    """Let ``mymod:Net`` find mymod.py in the working folder, as ``python -c`` would."""
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # let `mymod:Net` find mymod.py in the working folder
+        sys.path.insert(0, str(Path.cwd()))
+
+
+def _import_module(name: str) -> Any:
+    _working_folder_on_path()
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         raise SpecError(f"cannot import module {name!r}: {err}") from None
     except Exception as err:
-        raise SpecError(f"importing {name!r} failed: {type(err).__name__}: {err}") from err
+        raise SpecError(f"importing {name!r} failed: {describe_error(err)}") from err
 
 
 def _import_file(path_text: str) -> Any:
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise SpecError(f"no such file: {path_text}")
-    module_name = f"_bnplace_user_{path.stem}_{abs(hash(str(path)))}"
+    module_name = file_module_name(path)
     if module_name in sys.modules:
         return sys.modules[module_name]
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise SpecError(f"cannot load {path_text} as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
     sys.path.insert(0, str(path.parent))  # sibling imports inside the user's file
     try:
-        module_spec.loader.exec_module(module)
+        if module_name.startswith(PRIVATE_PREFIX):
+            return _exec_file(path, module_name)
+        return importlib.import_module(module_name)
+    except SpecError:
+        raise
     except Exception as err:
-        del sys.modules[module_name]
-        raise SpecError(f"running {path_text} failed: {type(err).__name__}: {err}") from err
+        raise SpecError(f"running {path_text} failed: {describe_error(err)}") from err
     finally:
         sys.path.remove(str(path.parent))
+
+
+def _exec_file(path: Path, module_name: str) -> Any:
+    """Run a file no ``import`` finds as the module ``module_name``."""
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise SpecError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
     return module

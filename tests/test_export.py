@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from click.testing import CliRunner
 from bnplace.cli import main
 from examples import models
 from tests.graph.helpers import batchnorm_count
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def checkpoint(tmp_path: Path, name: str) -> tuple[torch.nn.Module, Path]:
@@ -118,3 +122,58 @@ def test_placement_loads_a_checkpoint_of_the_rewritten_model(tmp_path: Path) -> 
     with torch.no_grad():
         torch.testing.assert_close(torch.load(out, weights_only=False)(x), tuned.eval()(x),
                                    rtol=1e-5, atol=1e-5)
+
+
+LOAD_EXPORTED = """
+import sys, torch
+from bnplace.loading import load_object
+if len(sys.argv) > 3:
+    load_object(sys.argv[3])  # registers a file that no import finds under its stable name
+model = torch.load(sys.argv[1], weights_only=False)
+torch.save(model(torch.load(sys.argv[2])), sys.argv[2])
+"""
+
+
+def exported_output_in_a_new_process(exported: Path, x: torch.Tensor, *spec: str) -> torch.Tensor:
+    """What ``torch.load(exported)`` computes on ``x`` in a new Python started in the repo root."""
+    inputs = exported.with_name("x.pt")
+    torch.save(x, inputs)
+    done = subprocess.run([sys.executable, "-c", LOAD_EXPORTED, str(exported), str(inputs), *spec],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return torch.load(inputs)
+
+
+def test_export_of_a_model_file_loads_in_a_new_process(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    model, path = checkpoint(tmp_path, "SmallCNN")
+    out = tmp_path / "folded.pt"
+    code, output = run("--model", "examples/models.py:SmallCNN", "--checkpoint", str(path),
+                       "--fold", "--output", str(out))
+    assert code == 0, output
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(exported_output_in_a_new_process(out, x), model(x),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_export_of_a_file_outside_the_working_folder_loads_after_load_object(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    source = tmp_path / "net.py"
+    source.write_text("from torch import nn\n\nclass Net(nn.Sequential):\n"
+                      "    def __init__(self):\n"
+                      "        super().__init__(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))\n")
+    spec = f"{source}:Net"
+    torch.manual_seed(0)
+    weights = tmp_path / "net_state.pt"
+    from bnplace.loading import load_model
+
+    model = load_model(spec).eval()
+    torch.save(model.state_dict(), weights)
+    out = tmp_path / "net.pt"
+    code, output = run("--model", spec, "--checkpoint", str(weights), "--output", str(out))
+    assert code == 0, output
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        assert torch.equal(exported_output_in_a_new_process(out, x, spec), model(x))

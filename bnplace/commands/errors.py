@@ -10,10 +10,22 @@ import click
 from bnplace.loading import SpecError
 
 
+PYTHON_ONLY_ARGUMENTS = ("leaf_modules=", "concrete_args=")
+
+
 class InputError(click.ClickException):
     """A usage or input error: printed on one line, exit status 2."""
 
     exit_code = 2
+
+
+def for_the_command_line(message: str) -> str:
+    """``message``, saying so when it suggests arguments that only the Python API takes (the
+    graph pass's hint when a model does not trace), so nobody looks for such an option."""
+    if any(argument in message for argument in PYTHON_ONLY_ARGUMENTS):
+        return (f"{message} (leaf_modules= and concrete_args= are arguments of the Python API: "
+                "bnplace.rewrite(), bnplace.find_chains(); no command-line option takes them)")
+    return message
 
 
 @contextlib.contextmanager
@@ -22,4 +34,4 @@ def reported_as_usage_errors(*extra: type[Exception]) -> Iterator[None]:
     try:
         yield
     except (SpecError, *extra) as err:
-        raise InputError(str(err)) from err
+        raise InputError(for_the_command_line(str(err))) from err

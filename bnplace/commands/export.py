@@ -30,7 +30,8 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, placement: str
            do_fold: bool, output: Path) -> None:
     """Load a checkpoint into a model, optionally fold its BatchNorm away, and save it.
 
-    Load the result with torch.load(FILE, weights_only=False): it is a pickled module.
+    Load the result with torch.load(FILE, weights_only=False): it is a pickled module. When
+    --model is a file, do so from the folder you ran in (see docs/tune.md).
     """
     import torch
 

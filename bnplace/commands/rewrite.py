@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from bnplace.commands.errors import InputError, reported_as_usage_errors
+from bnplace.commands.errors import InputError, for_the_command_line, reported_as_usage_errors
+from bnplace.loading import describe_error, load_model, parse_kwargs
 from bnplace.placement import Placement
 
 PLACEMENTS = ", ".join(p.value for p in Placement)
@@ -47,8 +48,6 @@ def rewrite(spec: str, placement_name: str, model_kwargs: str | None, input_shap
     """
     from rich.console import Console
 
-    from bnplace.loading import load_model, parse_kwargs
-
     with reported_as_usage_errors(ValueError):
         placement = Placement.parse(placement_name)
         example = _example_input(input_shape)
@@ -64,10 +63,9 @@ def rewrite(spec: str, placement_name: str, model_kwargs: str | None, input_shap
             new = graph.rewrite(model, placement, example_inputs=example)
         except graph.TraceError as err:
             hint = "" if example is not None else " (here: --input-shape gives example inputs)"
-            raise InputError(f"{err}{hint}") from None
+            raise InputError(for_the_command_line(f"{err}{hint}")) from None
         except Exception as err:  # the user's model failed under tracing: one line, not a trace
-            raise InputError(f"rewriting {spec!r} failed: {type(err).__name__}: "
-                             f"{_first_line(err)}") from None
+            raise InputError(f"rewriting {spec!r} failed: {describe_error(err)}") from None
 
     console.print(_chain_table(chains, type(model).__name__))
     for name, why in chains.untraced.items():
@@ -160,11 +158,5 @@ def _save(model: Any, path: Path, example: Any) -> str:
         torch.save(saved, path)
     except Exception as err:
         path.unlink(missing_ok=True)
-        raise InputError(f"cannot save to {path}: {type(err).__name__}: {_first_line(err)}") \
-            from None
+        raise InputError(f"cannot save to {path}: {describe_error(err)}") from None
     return "a torch.fx GraphModule" if isinstance(saved, fx.GraphModule) else "the model"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

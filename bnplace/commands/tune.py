@@ -10,10 +10,11 @@ import click
 from bnplace.commands.errors import reported_as_usage_errors
 from bnplace.loading import parse_kwargs
 from bnplace.placement import Placement
-from bnplace.tune.options import DEFAULT_TRIALS, PRUNERS, SAMPLERS, TuneOptions
+from bnplace.tune.options import DEFAULT_TRIALS, MIN_BATCH_SIZE, PRUNERS, SAMPLERS, TuneOptions
 
 _DEFAULTS = TuneOptions()
 INTERRUPTED_EXIT = 130
+NO_TRIAL_COMPLETED_EXIT = 1
 
 
 @click.command()
@@ -31,10 +32,12 @@ INTERRUPTED_EXIT = 130
                    f"most]")
 @click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True,
               help="Training epochs per trial.")
-@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=MIN_BATCH_SIZE),
+              default=_DEFAULTS.batch_size, show_default=True,
               help="Training batch size (a DataLoader from --data keeps its own).")
 @click.option("--placements", default=",".join(p.value for p in Placement), show_default=True,
-              metavar="a,b,...", help="The BatchNorm placements to compare, comma-separated.")
+              metavar="a,b,...",
+              help="The BatchNorm placements to compare, comma-separated, in any order.")
 @click.option("--lr-min", type=float, default=_DEFAULTS.lr_min, show_default=True,
               help="Smallest learning rate tried (SGD with momentum 0.9).")
 @click.option("--lr-max", type=float, default=_DEFAULTS.lr_max, show_default=True,
@@ -85,8 +88,10 @@ def tune(model_spec: str, model_kwargs: str | None, data: str, placements: str,
         chosen = tuple(name for name in placements.split(",") if name.strip())
         kwargs = parse_kwargs(model_kwargs)
         try:
-            run_tune(model_spec, data, model_kwargs=kwargs, placements=chosen, **options)
+            result = run_tune(model_spec, data, model_kwargs=kwargs, placements=chosen, **options)
         except KeyboardInterrupt:
             click.echo("\nInterrupted: the finished trials are kept in the study. Run the same "
                        "command again to finish it.", err=True)
             sys.exit(INTERRUPTED_EXIT)
+    if result.best is None:  # the report says "No trial completed" and results.json why
+        sys.exit(NO_TRIAL_COMPLETED_EXIT)

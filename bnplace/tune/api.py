@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 from rich.console import Console
+from torch import nn
 
 from bnplace.loading import model_factory
 from bnplace.tune.data import DataSource, load_data
-from bnplace.tune.options import TuneOptions
+from bnplace.tune.options import TuneInputError, TuneOptions
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
 from bnplace.tune.storage import best_completed, open_study, storage_url
 from bnplace.tune.study import Objective, Trainer, make_pruner, make_sampler, run_trials
 from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
-from bnplace.tune.winner import Checkpoints, save_winner
+from bnplace.tune.winner import (WINNER_EXPORTED, WINNER_MODEL, WINNER_STATE_DICT, Checkpoints,
+                                 save_winner)
 
 RESULTS = "results.json"
 PLOTS = ("accuracy_vs_lr.png", "learning_curves.png")
+CHECKPOINTS = "checkpoints"  # the folder of the best trial's weights
+REPORT_FILES = (RESULTS, *PLOTS, WINNER_MODEL, WINNER_EXPORTED, WINNER_STATE_DICT)
 
 
 @dataclass
@@ -59,17 +64,18 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     settings = replace(settings, study_name=name,
                        output=Path(settings.output or Path("bnplace-runs") / name))
     assert settings.output is not None
-    settings.output.mkdir(parents=True, exist_ok=True)
+    _prepare_output(settings.output)
     console = console or Console()
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.ERROR)  # the progress bar and the report say it all
     try:
         study = open_study(settings, settings.output, name,
-                           _study_settings(settings, type(probe).__name__, dataset.name),
-                           make_sampler(settings), make_pruner(settings))
+                           _study_settings(settings, model_fn, model_kwargs, probe, dataset.name),
+                           make_pruner(settings))
+        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
         trainer = Trainer(build, dataset.to(device), settings, device)
-        checkpoints = Checkpoints(settings.output / "checkpoints")
+        checkpoints = Checkpoints(settings.output / CHECKPOINTS)
         threads = settings.threads or default_threads(probe, device)
         with cpu_threads(threads), LiveProgress(console, settings.progress) as progress:
             run_trials(study, Objective(trainer, checkpoints.save), settings, progress.update)
@@ -78,9 +84,39 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
         optuna.logging.set_verbosity(verbosity)
 
 
-def _study_settings(options: TuneOptions, model: str, data: str) -> dict[str, Any]:
-    """What defines a study: a re-run with other values must not silently join it."""
-    return {"model": model, "data": data, "placements": [p.value for p in options.placements],
+def _prepare_output(folder: Path) -> None:
+    """Create the output folder, and check what the study writes there can be written: found
+    only after training, a bad --output would throw the whole study's report away."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise TuneInputError(f"cannot write to the output folder {folder}: "
+                             f"{err.strerror or err}") from None
+    in_the_way = [folder / name for name in REPORT_FILES if (folder / name).is_dir()]
+    if (folder / CHECKPOINTS).exists() and not (folder / CHECKPOINTS).is_dir():
+        in_the_way.append(folder / CHECKPOINTS)
+    if in_the_way:
+        raise TuneInputError(f"cannot write {in_the_way[0]}: something of that name is in the "
+                             "way (move it, or choose another --output)")
+
+
+def _study_settings(options: TuneOptions, model_fn: ModelFactory | str,
+                    model_kwargs: dict[str, Any] | None, probe: nn.Module,
+                    data: str) -> dict[str, Any]:
+    """What defines a study: a re-run with other values must not silently join it (trials of
+    two models mixed, and the winner's weights not fitting the model built at the end).
+
+    The model is recorded as its spec, as given (the same on every machine sharing a study), or
+    a callable's qualified name, with its kwargs and its number of parameters (which a lambda's
+    name does not tell apart).
+    """
+    model = model_fn if isinstance(model_fn, str) else (
+        f"{getattr(model_fn, '__module__', '?')}:"
+        f"{getattr(model_fn, '__qualname__', type(model_fn).__qualname__)}")
+    return {"model": model, "model_kwargs": model_kwargs or {},
+            "parameters": sum(p.numel() for p in probe.parameters()), "data": data,
+            "placements": [p.value for p in options.placements],
             "lr_min": options.lr_min, "lr_max": options.lr_max, "epochs": options.epochs,
             "batch_size": options.batch_size, "weight_decay": options.weight_decay,
             "sampler": options.sampler, "seed": options.seed}

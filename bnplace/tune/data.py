@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bnplace.loading import SpecError, load_object
+from bnplace.loading import SpecError, describe_error, load_object
 
 SPLIT_SEED = 0  # the train/val split never changes between runs, workers or seeds
 VAL_FRACTION = 0.2
@@ -74,23 +74,27 @@ class TensorBatches:
 
 
 class LoaderBatches:
-    """The user's own DataLoader: its batches, order and batch size are kept as they are."""
+    """The user's own DataLoader: its batches, order and batch size are kept as they are.
+
+    Its length is never asked for: with ``drop_last``, a sampler or an IterableDataset, the
+    dataset's length is not the number of samples the loader yields.
+    """
 
     def __init__(self, loader: DataLoader, device: torch.device = torch.device("cpu")) -> None:
         self.loader, self.device = loader, device
-
-    def __len__(self) -> int:
-        return len(self.loader.dataset)  # type: ignore[arg-type]
 
     def to(self, device: torch.device) -> LoaderBatches:
         return LoaderBatches(self.loader, device)
 
     def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        return self.in_order(batch_size)
+        """The loader's batches; one of a single sample is skipped, as for tensor data."""
+        return (batch for batch in self.in_order(batch_size) if len(batch[0]) > 1)
 
     def in_order(self, batch_size: int) -> Iterator[Batch]:
+        """The loader's batches on the device; targets as class indices (whole floats too)."""
         for inputs, targets in self.loader:
-            yield inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            yield (inputs.to(self.device, non_blocking=True),
+                   targets.to(self.device, non_blocking=True).long())
 
 
 Batches = Union[TensorBatches, LoaderBatches]
@@ -119,6 +123,9 @@ def load_data(source: DataSource, model: nn.Module) -> Dataset:
     if source == "synthetic":
         return _fitted("synthetic", *_synthetic(), model)
     if isinstance(source, str):
+        if ":" not in source:  # a misspelt built-in set, most likely
+            raise SpecError(f"unknown data {source!r}: use digits|synthetic, or a SPEC such as "
+                            "'mydata.py:load' naming a function that returns (train, val)")
         return _user_data(_spec_name(source), load_object(source), model)
     return _user_data(getattr(source, "__name__", "data"), source, model)
 
@@ -153,13 +160,12 @@ def _fitted(name: str, inputs: np.ndarray, targets: np.ndarray, model: nn.Module
                                  hint="; give it data it takes with --data module.py:function")
     train_x, val_x, train_y, val_y = train_test_split(
         x, y, test_size=VAL_FRACTION, stratify=y, random_state=SPLIT_SEED)
-    train, val = TensorBatches(train_x, train_y), TensorBatches(val_x, val_y)
-    _check_classes(output, train, val)
-    return Dataset(name, train, val, x[:2])
+    _check_classes(output, train_y, val_y)
+    return Dataset(name, TensorBatches(train_x, train_y), TensorBatches(val_x, val_y), x[:2])
 
 
-def _accepted_layout(model: nn.Module, candidates: list[torch.Tensor],
-                     hint: str = "") -> tuple[torch.Tensor, Any]:
+def _accepted_layout(model: nn.Module, candidates: list[torch.Tensor], hint: str = "",
+                     what: str = "the data's input shapes") -> tuple[torch.Tensor, Any]:
     """The first candidate layout (vectors, images, dtypes) the model runs on, and its output."""
     errors = []
     was_training = model.training
@@ -170,11 +176,10 @@ def _accepted_layout(model: nn.Module, candidates: list[torch.Tensor],
                 with torch.no_grad():
                     return candidate, model(candidate[:2])
             except Exception as err:  # the user's model: any error means "not this shape"
-                errors.append(f"{tuple(candidate.shape[1:])}: {type(err).__name__}: {err}")
+                errors.append(f"{tuple(candidate.shape[1:])}: {describe_error(err)}")
     finally:
         model.train(was_training)
-    raise SpecError("the model accepts none of the data's input shapes: " + "; ".join(errors)
-                    + hint)
+    raise SpecError(f"the model accepts none of {what}: " + "; ".join(errors) + hint)
 
 
 def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
@@ -188,14 +193,21 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise SpecError(f"data {name!r} must return (train, val), got {type(pair).__name__}")
     train, val = (_batches(part, label) for part, label in zip(pair, ("train", "val")))
-    example = _first_inputs(train)[:2]
+    (train_x, train_y), (val_x, val_y) = _sample(train, "train"), _sample(val, "val")
+    if len(train_x) < 2:
+        source = "has" if isinstance(train, TensorBatches) else "gives batches of"
+        raise SpecError(f"the train data {source} {len(train_x)} sample: training needs batches "
+                        "of at least 2 (BatchNorm)")
+    example = train_x[:2]
     convertible = not example.is_floating_point() and all(
         isinstance(part, TensorBatches) for part in (train, val))
     accepted, output = _accepted_layout(model, [example, example.float()] if convertible
                                         else [example])
     if accepted is not example:  # integer inputs (pixels) that the model takes only as floats
         train, val = train.with_float_inputs(), val.with_float_inputs()  # type: ignore[union-attr]
-    _check_classes(output, train, val)
+        val_x = val_x.float()
+    _accepted_layout(model, [val_x[:2]], what="the validation inputs' shapes")
+    _check_classes(output, train_y, val_y)
     return Dataset(name, train, val, accepted)
 
 
@@ -221,20 +233,38 @@ def _class_indices(targets: torch.Tensor, label: str) -> torch.Tensor:
     return targets.long()
 
 
-def _check_classes(output: Any, *parts: Batches) -> None:
+def _sample(batches: Batches, label: str) -> Batch:
+    """What the checks before training see: a tensor set whole, a DataLoader's first batch."""
+    if isinstance(batches, TensorBatches):
+        inputs, targets = batches.inputs, batches.targets
+    else:
+        try:
+            batch = next(iter(batches.loader), None)
+        except Exception as err:  # the user's dataset code
+            raise SpecError(f"reading the {label} DataLoader failed: {describe_error(err)}") \
+                from err
+        if batch is None:
+            raise SpecError(f"the {label} data is empty")
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2
+                and all(isinstance(part, torch.Tensor) for part in batch)):
+            got = (f"a dict with keys {sorted(map(str, batch))}" if isinstance(batch, dict)
+                   else f"a {type(batch).__name__}")
+            raise SpecError(f"the {label} DataLoader must yield (inputs, targets) pairs of "
+                            f"tensors, got {got}")
+        inputs, targets = batch[0], _class_indices(batch[1], label)
+    if not len(inputs):
+        raise SpecError(f"the {label} data is empty")
+    return inputs, targets
+
+
+def _check_classes(output: Any, *targets: torch.Tensor) -> None:
     """The model must score classes, and every target name one, or each trial would fail alike."""
     if not isinstance(output, torch.Tensor) or output.dim() != 2:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise SpecError(f"the model must return one row of class scores per sample, got {shape}: "
                         "the tuner trains classifiers with cross-entropy")
     classes = output.shape[1]
-    for part in parts:
-        if isinstance(part, TensorBatches) and len(part) and int(part.targets.max()) >= classes:
-            raise SpecError(f"targets go up to class {int(part.targets.max())} but the model "
+    for part in targets:
+        if len(part) and int(part.max()) >= classes:
+            raise SpecError(f"targets go up to class {int(part.max())} but the model "
                             f"gives {classes} outputs per sample")
-
-
-def _first_inputs(batches: Batches) -> torch.Tensor:
-    if isinstance(batches, TensorBatches):
-        return batches.inputs
-    return next(iter(batches.in_order(2)))[0]

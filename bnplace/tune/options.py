@@ -16,6 +16,7 @@ PRUNERS = ("hyperband", "median", "none")
 LR_LADDER_STEPS = 8  # rungs of the `grid` sampler's learning-rate ladder
 DEFAULT_TRIALS = 20  # for tpe/random; grid defaults to every cell
 WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
+MIN_BATCH_SIZE = 2  # BatchNorm normalizes over a batch: a batch of one is skipped, never trained
 
 
 class TuneInputError(ValueError):
@@ -47,20 +48,23 @@ class TuneOptions:
 
     def __post_init__(self) -> None:
         try:
-            placements = tuple(dict.fromkeys(Placement.parse(p) for p in self.placements))
+            chosen = {Placement.parse(p) for p in self.placements}
         except ValueError as err:
             raise TuneInputError(str(err)) from None
-        if not placements:
+        if not chosen:
             raise TuneInputError("no placement to tune: give at least one")
-        object.__setattr__(self, "placements", placements)
+        # in Placement's order whatever order they were given in: a study's search space (Optuna
+        # refuses a categorical parameter whose choices change order) and settings stay the same
+        object.__setattr__(self, "placements", tuple(p for p in Placement if p in chosen))
         _check_choice("sampler", self.sampler, SAMPLERS)
         _check_choice("pruner", self.pruner, PRUNERS)
-        for name in ("epochs", "batch_size", "heartbeat"):
-            _check_positive(name, getattr(self, name))
+        for name in ("epochs", "heartbeat"):
+            _check_at_least(name, getattr(self, name))
+        _check_at_least("batch_size", self.batch_size, MIN_BATCH_SIZE)
         if self.trials is not None:
-            _check_positive("trials", self.trials)
+            _check_at_least("trials", self.trials)
         if self.threads is not None:
-            _check_positive("threads", self.threads)
+            _check_at_least("threads", self.threads)
         if not 0 < self.lr_min < self.lr_max or not math.isfinite(self.lr_max):
             raise TuneInputError(f"need 0 < lr-min < lr-max, got {self.lr_min} and {self.lr_max}")
         if self.timeout is not None and self.timeout <= 0:
@@ -101,6 +105,6 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise TuneInputError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
 
 
-def _check_positive(name: str, value: int) -> None:
-    if value < 1:
-        raise TuneInputError(f"{name.replace('_', '-')} must be at least 1, got {value}")
+def _check_at_least(name: str, value: int, least: int = 1) -> None:
+    if value < least:
+        raise TuneInputError(f"{name.replace('_', '-')} must be at least {least}, got {value}")

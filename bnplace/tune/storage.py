@@ -10,6 +10,7 @@ so the next run trains that slot again and nothing is counted twice.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import time
 import warnings
@@ -22,10 +23,10 @@ import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
-from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bnplace.loading import describe_error
 from bnplace.tune.options import TuneInputError, TuneOptions
 
 REASON = "reason"  # trial user attr: why a trial was pruned or failed
@@ -44,23 +45,28 @@ def storage_url(options: TuneOptions, output: Path) -> str:
 
 
 def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[str, Any],
-               sampler: BaseSampler, pruner: BasePruner) -> optuna.Study:
-    """Create the study, or load it to resume or join; refuse one started with other settings."""
+               pruner: BasePruner) -> optuna.Study:
+    """Create the study, or load it to resume or join; refuse one started with other settings.
+
+    Its sampler is Optuna's default until the caller sets one seeded for what the study holds.
+    """
     url = with_installed_driver(storage_url(options, output))
     try:
         storage = _connect(url, options.heartbeat)
     except Exception as err:  # SQLAlchemy's errors for a bad URL, a missing driver, no server
-        raise TuneInputError(f"cannot open storage {url!r}: {type(err).__name__}: {err}") from err
+        raise TuneInputError(f"cannot open storage {url!r}: {describe_error(err)}") from err
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+                                pruner=pruner, load_if_exists=True)
+    settings = json.loads(json.dumps(settings, default=str))  # as stored: tuples are lists
     started_with = study.user_attrs.get(SETTINGS)
     if started_with is None:
-        study.set_user_attr(SETTINGS, dict(settings))
-    elif started_with != dict(settings):
+        study.set_user_attr(SETTINGS, settings)
+    elif started_with != settings:
         changed = ", ".join(f"{key} {started_with.get(key)!r} -> {value!r}"
                             for key, value in settings.items() if started_with.get(key) != value)
+        other = "--study-name" if options.storage else "--study-name or --output"
         raise TuneInputError(f"study {name!r} was started with other settings ({changed}); "
-                             "run it with the same ones, or choose a new --study-name")
+                             f"run it with the same ones, or choose another {other}")
     return study
 
 

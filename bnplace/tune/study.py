@@ -29,12 +29,17 @@ from bnplace.tune.training import TrainingRun, train
 from bnplace.tune.variants import ModelFactory, build_variant
 
 
-def make_sampler(options: TuneOptions) -> BaseSampler:
-    """TPE after one random round per placement; grid and the first cells are enqueued instead."""
+def make_sampler(options: TuneOptions, earlier_trials: int) -> BaseSampler:
+    """TPE after one random round per placement; grid and the first cells are enqueued instead.
+
+    Seeded with ``--seed`` plus the trials the study already holds: a fresh study draws the same
+    every time, and a resumed one does not draw again what the last process drew (random
+    sampling would repeat its pairs, TPE copy its last trial).
+    """
+    seed = options.seed + earlier_trials
     if options.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=options.seed,
-                                          n_startup_trials=len(options.placements) + 2)
-    return optuna.samplers.RandomSampler(seed=options.seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=len(options.placements) + 2)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def make_pruner(options: TuneOptions) -> BasePruner:
@@ -107,7 +112,8 @@ class Objective:
         def report(run: TrainingRun) -> None:
             epoch = len(run.val_accuracy) - 1
             trial.report(run.val_accuracy[-1], epoch)
-            if trial.should_prune():
+            # after the last epoch nothing is left to save: a trained trial is kept, not pruned
+            if epoch + 1 < options.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: behind earlier "
                                          f"{placement} trials ({options.pruner} pruner)")
 

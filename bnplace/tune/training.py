@@ -23,7 +23,7 @@ EVAL_BATCH_SIZE = 1024
 
 
 class DeviceError(ValueError):
-    """The requested device does not exist on this machine."""
+    """The requested device does not exist, or cannot be used, on this machine."""
 
 
 @dataclass
@@ -36,16 +36,27 @@ class TrainingRun:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; an explicit CUDA device must exist."""
+    """``auto`` is CUDA when present, else CPU. Any other device must compute a tiny tensor now:
+    torch names devices this machine lacks (mps, cuda without a GPU, meta), and one of those
+    would otherwise fail every trial."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise DeviceError(f"unknown device {name!r}; use one of: {_usable_devices()}") from None
+    try:
+        (torch.ones(2, device=device) + 1).sum().item()
+    except Exception:  # each backend fails its own way (AssertionError, NotImplementedError...)
+        raise DeviceError(f"device {name!r} cannot be used on this machine; use one of: "
+                          f"{_usable_devices()}") from None
     return device
+
+
+def _usable_devices() -> str:
+    cuda = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = ["mps"] if torch.backends.mps.is_available() else []
+    return ", ".join(["auto", "cpu", *(["cuda", *cuda] if cuda else []), *mps])
 
 
 SMALL_MODEL_PARAMETERS = 1_000_000
@@ -125,10 +136,13 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
 
 
 def accuracy(model: nn.Module, batches: Batches, device: torch.device) -> float:
-    """Fraction of ``batches`` the model classifies correctly, in eval mode."""
+    """Fraction of the samples ``batches`` yields that the model classifies correctly, in eval
+    mode (counted as they come: a DataLoader may yield fewer than its dataset holds)."""
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
+    samples = 0
     with torch.inference_mode(), _autocast(device):
         for inputs, targets in batches.in_order(EVAL_BATCH_SIZE):
             correct += (model(inputs).argmax(dim=1) == targets).sum()
-    return correct.item() / len(batches)
+            samples += len(targets)
+    return correct.item() / samples

@@ -18,11 +18,16 @@ class NoChainError(ValueError):
 
 
 def require_chains(model: nn.Module, example: torch.Tensor) -> int:
-    """The number of rewritable chains in ``model``; NoChainError when there is none."""
+    """The number of rewritable chains in ``model``; NoChainError when there is none, giving
+    why the chains found are skipped when that is what left none."""
     from bnplace.graph import find_chains
 
-    chains = [chain for chain in find_chains(model, example_inputs=(example,))
-              if not chain.skipped]
+    found = find_chains(model, example_inputs=(example,))
+    chains = [chain for chain in found if not chain.skipped]
+    if not chains and found:
+        reasons = "; ".join(dict.fromkeys(str(chain.skipped) for chain in found))
+        raise NoChainError(f"{type(model).__name__}: every linear → activation chain is skipped, "
+                           f"so there is nothing to tune: {reasons}")
     if not chains:
         raise NoChainError(f"{type(model).__name__} has no linear → activation chain to place "
                            "BatchNorm in; nothing to tune")

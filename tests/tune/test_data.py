@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 import pytest
 from sklearn.datasets import load_digits
@@ -12,6 +13,7 @@ from sklearn.datasets import load_digits
 from bnplace.loading import SpecError
 from bnplace.tune import data as data_module
 from bnplace.tune.data import LoaderBatches, TensorBatches, load_data
+from bnplace.tune.training import accuracy
 from examples.models import MLP, SmallCNN
 from tests.tune.conftest import TokenBag, integer_pairs
 
@@ -70,7 +72,8 @@ def _pairs():
 def test_user_data_accepts_pairs_datasets_and_loaders(wrap, kind):
     train, val = _pairs()
     data = load_data(lambda: (wrap(train), wrap(val)), MLP())
-    assert isinstance(data.train, kind) and len(data.train) == 30 and len(data.val) == 10
+    assert isinstance(data.train, kind) and isinstance(data.val, kind)
+    assert [sum(len(y) for _, y in part.in_order(8)) for part in (data.train, data.val)] == [30, 10]
     assert torch.equal(data.example, train[0][:2])
 
 
@@ -116,3 +119,93 @@ def test_a_model_that_returns_no_class_scores_is_refused():
 
     with pytest.raises(SpecError, match="one row of class scores per sample, got tuple"):
         load_data("digits", TwoHeads())
+
+
+class DictRows(Dataset):
+    """Samples as {"x": ..., "y": ...}: a DataLoader of it yields dicts."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[index], "y": self.y[index]}
+
+
+class Stream(IterableDataset):
+    """(input, target) samples with no len()."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __iter__(self):
+        return iter(zip(self.x, self.y))
+
+
+def _loaders(train, val, **kwargs):
+    return tuple(DataLoader(TensorDataset(*part), batch_size=8, **kwargs) for part in (train, val))
+
+
+def _fractional(pair):
+    return pair[0], pair[1].float() + 0.5
+
+
+def _narrow(pair):
+    return pair[0][:, :32], pair[1]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda train, val: (DataLoader(DictRows(*train), batch_size=8), val),
+     "the train DataLoader must yield (inputs, targets) pairs of tensors, got a dict with keys "
+     "['x', 'y']"),
+    (lambda train, val: _loaders(train, (val[0], torch.full_like(val[1], 12))),
+     "targets go up to class 12 but the model gives 10 outputs per sample"),
+    (lambda train, val: _loaders(_fractional(train), val), "train targets must be class indices"),
+    (lambda train, val: _loaders(train, (val[0][:0], val[1][:0])), "the val data is empty"),
+    (lambda train, val: (train, (val[0][:0], val[1][:0])), "the val data is empty"),
+    (lambda train, val: _loaders(train, _narrow(val)),
+     "the model accepts none of the validation inputs' shapes: (32,): RuntimeError"),
+    (lambda train, val: (train, _narrow(val)),
+     "the model accepts none of the validation inputs' shapes: (32,): RuntimeError"),
+    (lambda train, val: (DataLoader(TensorDataset(*train), batch_size=1), val),
+     "the train data gives batches of 1 sample: training needs batches of at least 2"),
+    (lambda train, val: ((train[0][:1], train[1][:1]), val),
+     "the train data has 1 sample: training needs batches of at least 2"),
+])
+def test_bad_user_data_is_refused_before_any_training(make, message):
+    train, val = _pairs()
+    with pytest.raises(SpecError) as refused:
+        load_data(lambda: make(train, val), MLP())
+    assert message in str(refused.value)
+
+
+def test_a_misspelt_built_in_set_names_the_built_in_ones():
+    with pytest.raises(SpecError, match="unknown data 'digit': use digits\\|synthetic"):
+        load_data("digit", MLP())
+
+
+@pytest.mark.parametrize("loader_kwargs", [{"batch_size": 64, "drop_last": True},
+                                           {"batch_size": 50, "sampler": list(range(40, 100))}])
+def test_accuracy_counts_the_samples_a_loader_yields_not_its_dataset(loader_kwargs):
+    targets = torch.arange(100) % 10
+    loader = DataLoader(TensorDataset(F.one_hot(targets, 10).float(), targets), **loader_kwargs)
+    assert accuracy(nn.Identity(), LoaderBatches(loader), torch.device("cpu")) == 1.0
+
+
+def test_a_loader_of_an_iterable_dataset_with_float_class_labels_is_used_as_it_is():
+    (x, y), (val_x, val_y) = _pairs()
+    data = load_data(lambda: (DataLoader(Stream(x, y.float()), batch_size=8),
+                              DataLoader(Stream(val_x, val_y.float()), batch_size=8)), MLP())
+    batches = list(data.train.shuffled(8, torch.Generator()))
+    assert [len(targets) for _, targets in batches] == [8, 8, 8, 6]
+    assert all(targets.dtype == torch.int64 for _, targets in batches)
+    assert 0 <= accuracy(MLP(), data.val, torch.device("cpu")) <= 1
+
+
+def test_a_loaders_lone_last_sample_is_skipped_in_training_like_tensor_data():
+    x, y = torch.randn(33, 64), torch.randint(0, 10, (33,))
+    batches = LoaderBatches(DataLoader(TensorDataset(x, y), batch_size=16))
+    assert [len(t) for _, t in batches.shuffled(16, torch.Generator())] == [16, 16]
+    assert [len(t) for _, t in batches.in_order(16)] == [16, 16, 1]  # evaluation sees all

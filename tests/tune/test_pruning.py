@@ -8,6 +8,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import create_trial
 
 import bnplace
+from bnplace.tune import api
 from bnplace.tune.pruning import SamePlacementPruner
 from tests.tune.conftest import tiny_mlp
 
@@ -62,3 +63,18 @@ def test_pruned_trials_name_their_placement(tmp_path, pruner):
         if trial["state"] == "PRUNED":
             assert f"behind earlier {trial['params']['placement']} trials" in trial["reason"]
     assert len(result.trials) == 10
+
+
+class _PrunesEveryTrialAtItsSecondEpoch(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.last_step == 1
+
+
+def test_a_trial_is_never_pruned_after_its_last_epoch(tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "make_pruner", lambda options: _PrunesEveryTrialAtItsSecondEpoch())
+    two = bnplace.tune(tiny_mlp, trials=2, epochs=2, output=tmp_path / "two", progress=False)
+    assert [(t["state"], t["epochs"]) for t in two.trials] == [("COMPLETE", 2)] * 2
+    assert two.best is not None
+
+    three = bnplace.tune(tiny_mlp, trials=2, epochs=3, output=tmp_path / "three", progress=False)
+    assert [(t["state"], t["epochs"]) for t in three.trials] == [("PRUNED", 2)] * 2

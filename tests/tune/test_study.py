@@ -14,9 +14,10 @@ from torch import nn
 import bnplace
 from bnplace.placement import Placement
 from bnplace.tune.data import load_data
-from bnplace.tune.options import TuneOptions
+from bnplace.tune.options import TuneInputError, TuneOptions
 from bnplace.tune.training import accuracy, resolve_device
 from bnplace.tune.variants import NoChainError
+from examples import models as bnplace_models
 from tests.tune.conftest import TokenBag, integer_pairs, tiny_mlp
 
 NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -130,10 +131,50 @@ def test_same_command_again_runs_only_missing_trials(tmp_path):
     assert [t["number"] for t in second.trials] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_resumed_study_draws_new_learning_rates_and_a_fresh_one_repeats(tmp_path, sampler):
+    def study(folder, trials):
+        return bnplace.tune(tiny_mlp, placements=("none",), sampler=sampler, trials=trials,
+                            epochs=1, output=tmp_path / folder, progress=False)
+
+    study("resumed", 2)
+    resumed = [t["params"]["lr"] for t in study("resumed", 4).trials]
+    assert len(set(resumed)) == 4
+    assert [t["params"]["lr"] for t in study("fresh", 2).trials] == resumed[:2]
+
+
 def test_a_study_refuses_to_resume_with_other_settings(tmp_path):
     bnplace.tune(tiny_mlp, trials=1, epochs=1, output=tmp_path, progress=False)
     with pytest.raises(ValueError, match="epochs 1 -> 2"):
         bnplace.tune(tiny_mlp, trials=2, epochs=2, output=tmp_path, progress=False)
+
+
+def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
+    with pytest.raises(TuneInputError, match="batch-size must be at least 2, got 1"):
+        bnplace.tune(tiny_mlp, batch_size=1, output=tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_same_placements_in_another_order_resume_the_study(tmp_path):
+    bnplace.tune(tiny_mlp, placements=("none", "before-activation"), trials=1, epochs=1,
+                 output=tmp_path, progress=False)
+    again = bnplace.tune(tiny_mlp, placements=("before-activation", "none"), trials=2, epochs=1,
+                         output=tmp_path, progress=False)
+    assert [t["number"] for t in again.trials] == [0, 1]
+
+
+def test_a_model_with_other_parameters_is_refused_though_built_by_the_same_callable(tmp_path):
+    hidden = [16]
+
+    def build() -> nn.Module:  # one name, two architectures: only the parameters tell them apart
+        return bnplace_models.MLP(hidden=tuple(hidden))
+
+    bnplace.tune(build, trials=1, epochs=1, output=tmp_path, progress=False)
+    before = sum(p.numel() for p in build().parameters())
+    hidden[0] = 8
+    after = sum(p.numel() for p in build().parameters())
+    with pytest.raises(ValueError, match=f"other settings \\(parameters {before} -> {after}\\)"):
+        bnplace.tune(build, trials=2, epochs=1, output=tmp_path, progress=False)
 
 
 @pytest.mark.gpu
