@@ -340,7 +340,8 @@ def test_transposed_convolutions_form_chains_and_keep_outputs() -> None:
     folded, report = fold_with_report(model, example_inputs=z)
     assert "transposed convolution" in report.left["main.1"]
     torch.testing.assert_close(folded(z), model.eval()(z))
-    moved = rewrite(model, Placement.AFTER_ACTIVATION, example_inputs=z)
+    with pytest.warns(BnplaceWarning, match="output layer"):
+        moved = rewrite(model, Placement.AFTER_ACTIVATION, example_inputs=z)
     assert [c.placement for c in find_chains(moved)] == [Placement.AFTER_ACTIVATION,
                                                           Placement.NONE]
 
