@@ -177,3 +177,29 @@ def test_export_of_a_file_outside_the_working_folder_loads_after_load_object(
     x = torch.randn(3, 8)
     with torch.no_grad():
         assert torch.equal(exported_output_in_a_new_process(out, x, spec), model(x))
+
+
+def test_input_shape_exports_a_model_that_reads_shapes(tmp_path: Path) -> None:
+    """The tutorial LeNet only traces with example inputs: the tuner's winner of it is exported
+    with --input-shape, rewritten and folded exactly."""
+    from bnplace import rewrite
+    from tests.graph.test_concrete_tracing import Net
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 1, 32, 32)
+    trained = rewrite(Net(), "before-activation", example_inputs=x).train()
+    with torch.no_grad():
+        for _ in range(3):
+            trained(x * 2 + 1)
+    path = tmp_path / "winner_state_dict.pt"
+    torch.save(trained.state_dict(), path)
+    out = tmp_path / "folded.pt"
+    args = ("--model", "tests.graph.test_concrete_tracing:Net", "--checkpoint", str(path),
+            "--placement", "before-activation", "--fold", "--output", str(out))
+    code, output = run(*args)
+    assert code == 2 and "--input-shape gives example inputs" in output
+    code, output = run(*args, "--input-shape", "1,32,32")
+    assert code == 0, output
+    folded = torch.load(out, weights_only=False)
+    assert batchnorm_count(folded) == 0
+    torch.testing.assert_close(folded(x), trained.eval()(x))

@@ -20,6 +20,7 @@ import click
 
 from bnplace.commands.checkpoints import checkpointed_model, placement_option
 from bnplace.commands.errors import reported_as_usage_errors
+from bnplace.commands.inputs import example_input, input_shape_option
 from bnplace.commands.lint import parse_codes
 from bnplace.lint import output
 from bnplace.lint.config import ConfigError
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
               help="Report a BatchNorm whose variance ratio is this factor away from 1.")
 @click.option("--measure/--no-measure", default=True, show_default=True,
               help="Measure the variance shift (needs data) or only run the rules.")
+@input_shape_option
 @click.option("--select", help="Comma-separated rule codes or prefixes (as for `bnplace lint`).")
 @click.option("--extend-select", help="Codes to check on top of the selection (e.g. BNP006).")
 @click.option("--ignore", help="Comma-separated rule codes or prefixes not to report.")
@@ -53,17 +55,20 @@ if TYPE_CHECKING:
               show_default=True)
 def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placement: str | None,
           data: str, batches: int,
-          batch_size: int, threshold: float, measure: bool, select: str | None,
+          batch_size: int, threshold: float, measure: bool, input_shape: str | None,
+          select: str | None,
           extend_select: str | None, ignore: str | None, output_format: str) -> None:
     """Run the BNP rules on a live model and measure each BatchNorm's variance shift."""
     from bnplace.graph import TraceError, trace
     from bnplace.graph.sequences import describe_model
     from bnplace.lint import run_rules
 
+    with reported_as_usage_errors(ValueError):
+        example = example_input(input_shape)
     with reported_as_usage_errors(ConfigError, TraceError):
         settings = default_settings_of(Path.cwd()).overridden(
             parse_codes(select), parse_codes(extend_select) or (), parse_codes(ignore) or ())
-        model = checkpointed_model(spec, model_kwargs, placement, checkpoint)
+        model = checkpointed_model(spec, model_kwargs, placement, checkpoint, example)
         model.eval()
         enabled = settings.enabled_for(Path(spec.rpartition(":")[0]))
         dataset = None
@@ -71,7 +76,9 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
             from bnplace.tune.data import load_data
 
             dataset = load_data(data, model)
-        traced = trace(model, example_inputs=dataset.example if dataset is not None else None)
+        if example is None and dataset is not None:
+            example = dataset.example
+        traced = trace(model, example_inputs=example)
         findings = [replace(finding, path=spec)
                     for finding in run_rules(describe_model(traced), enabled)]
         table, shifted = _measured_shift(model, dataset, batches, batch_size, threshold) \

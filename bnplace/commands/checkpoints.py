@@ -68,15 +68,17 @@ placement_option = click.option(
 
 
 def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | None,
-                       checkpoint: Path | None) -> Any:
+                       checkpoint: Path | None, example: Any = None) -> Any:
     """The model a checkpoint belongs to: built from the spec, rewritten to ``placement`` first
-    (as the tuner did), then loaded with the checkpoint's weights when one is given."""
+    (as the tuner did, on ``example`` inputs when given), then loaded with the checkpoint's
+    weights when one is given."""
     with reported_as_usage_errors():
         model = load_model(spec, parse_kwargs(model_kwargs))
     if placement is not None:
-        from bnplace.graph import rewrite
+        from bnplace.graph import TraceError, rewrite
 
-        model = rewrite(model, placement)
+        with reported_as_usage_errors(TraceError):
+            model = rewrite(model, placement, example_inputs=example)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model

@@ -24,7 +24,8 @@ def for_the_command_line(message: str) -> str:
     graph pass's hint when a model does not trace), so nobody looks for such an option."""
     if any(argument in message for argument in PYTHON_ONLY_ARGUMENTS):
         return (f"{message} (leaf_modules= and concrete_args= are arguments of the Python API: "
-                "bnplace.rewrite(), bnplace.find_chains(); no command-line option takes them)")
+                "bnplace.rewrite(), bnplace.find_chains(); no command-line option takes them; "
+                "--input-shape gives example inputs)")
     return message
 
 

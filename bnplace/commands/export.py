@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from bnplace.commands.checkpoints import checkpointed_model, placement_option
-from bnplace.commands.errors import InputError
+from bnplace.commands.errors import InputError, reported_as_usage_errors
+from bnplace.commands.inputs import example_input, input_shape_option
 
 
 @click.command("export")
@@ -24,10 +25,11 @@ from bnplace.commands.errors import InputError
 @placement_option
 @click.option("--fold", "do_fold", is_flag=True,
               help="Merge every foldable BatchNorm into a neighbouring Linear/Conv.")
+@input_shape_option
 @click.option("--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Where to save the eval-mode model (torch.save of the whole module).")
 def export(spec: str, model_kwargs: str | None, checkpoint: Path, placement: str | None,
-           do_fold: bool, output: Path) -> None:
+           do_fold: bool, input_shape: str | None, output: Path) -> None:
     """Load a checkpoint into a model, optionally fold its BatchNorm away, and save it.
 
     Load the result with torch.load(FILE, weights_only=False): it is a pickled module. When
@@ -35,12 +37,15 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, placement: str
     """
     import torch
 
-    model = checkpointed_model(spec, model_kwargs, placement, checkpoint)
+    with reported_as_usage_errors(ValueError):
+        example = example_input(input_shape)
+    model = checkpointed_model(spec, model_kwargs, placement, checkpoint, example)
     model.eval()
     if do_fold:
-        from bnplace.graph import fold_with_report
+        from bnplace.graph import TraceError, fold_with_report
 
-        model, report = fold_with_report(model)
+        with reported_as_usage_errors(TraceError):
+            model, report = fold_with_report(model, example_inputs=example)
         click.echo(f"Folded {len(report.folded)} BatchNorm layer"
                    f"{'s' * (len(report.folded) != 1)}, left {len(report.left)}.")
         for folded in report.folded:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from bnplace.commands.errors import InputError, for_the_command_line, reported_as_usage_errors
+from bnplace.commands.inputs import example_input, input_shape_option
 from bnplace.loading import describe_error, load_model, parse_kwargs
 from bnplace.placement import Placement
 
@@ -24,13 +25,7 @@ PLACEMENTS = ", ".join(p.value for p in Placement)
               help=f"Where BatchNorm goes in every chain: {PLACEMENTS}.")
 @click.option("--model-kwargs", metavar="JSON", default=None,
               help="Constructor arguments as a JSON object, e.g. '{\"hidden\": 128}'.")
-@click.option("--input-shape", metavar="C,H,W", default=None,
-              help="The shape of one input sample, without the batch axis (e.g. 1,28,28). "
-                   "Gives BatchNorm its kind from the real output shapes (a Linear on (N, L, C) "
-                   "input gets a BatchNorm over the last axis); shapes are found on fake "
-                   "tensors. A forward that reads shapes in Python (`for s in x.size()[1:]`) "
-                   "is traced with them fixed: it runs on random inputs of this shape, and the "
-                   "graph is kept when it gives the model's outputs.")
+@input_shape_option
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE",
               help="Save the rewritten model with torch.save. Load it with "
@@ -50,7 +45,7 @@ def rewrite(spec: str, placement_name: str, model_kwargs: str | None, input_shap
 
     with reported_as_usage_errors(ValueError):
         placement = Placement.parse(placement_name)
-        example = _example_input(input_shape)
+        example = example_input(input_shape)
         model = load_model(spec, parse_kwargs(model_kwargs))
 
     import bnplace.graph as graph
@@ -89,21 +84,6 @@ def _is_terminal() -> bool:
     import sys
 
     return sys.stdout.isatty()
-
-
-def _example_input(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be integers separated by commas, e.g. 1,28,28; "
-                         f"got {text!r}") from None
-    if not shape or any(size <= 0 for size in shape):
-        raise ValueError(f"--input-shape needs positive sizes, e.g. 1,28,28; got {text!r}")
-    import torch
-
-    return torch.randn(2, *shape)  # a batch of 2: BatchNorm needs more than one sample
 
 
 def _chain_table(chains: Any, model_name: str) -> Any:
