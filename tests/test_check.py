@@ -223,7 +223,7 @@ def test_model_that_reads_shapes_is_traced_with_the_data() -> None:
     assert code == 0, err
     assert f"note: `{model}` was traced with shapes fixed from the data at " in err
     code, _, err = check("--model", model, "--no-measure")
-    assert code == 2 and "for s in size:" in err and "--input-shape gives example inputs" in err
+    assert code == 2 and "for s in size:" in err and "take --input-shape for example inputs" in err
     code, _, err = check("--model", model, "--no-measure", "--input-shape", "1,8,8")
     assert code == 0, err
     assert f"note: `{model}` was traced with shapes fixed from the data at " in err

@@ -25,7 +25,7 @@ def for_the_command_line(message: str) -> str:
     if any(argument in message for argument in PYTHON_ONLY_ARGUMENTS):
         return (f"{message} (leaf_modules= and concrete_args= are arguments of the Python API: "
                 "bnplace.rewrite(), bnplace.find_chains(); no command-line option takes them; "
-                "--input-shape gives example inputs)")
+                "rewrite, check and export take --input-shape for example inputs)")
     return message
 
 

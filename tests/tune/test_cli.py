@@ -123,7 +123,8 @@ def test_untraceable_model_is_a_one_line_error_naming_the_failing_line(tmp_path)
     assert "branchy.py:5 `if x.sum() > 0:`" in result.output
     assert result.output.endswith("(leaf_modules= and concrete_args= are arguments of the Python "
                                   "API: bnplace.rewrite(), bnplace.find_chains(); no command-line "
-                                  "option takes them)\n")
+                                  "option takes them; rewrite, check and export take --input-shape "
+                                  "for example inputs)\n")
     assert len(result.output.splitlines()) == 1
 
 
