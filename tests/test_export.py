@@ -202,6 +202,7 @@ def test_input_shape_exports_a_model_that_reads_shapes(tmp_path: Path) -> None:
     assert code == 2 and "take --input-shape for example inputs" in output
     code, output = run(*args, "--input-shape", "1,32,32")
     assert code == 0, output
+    assert "note: traced with shapes fixed from the example inputs" in output
     folded = torch.load(out, weights_only=False)
     assert batchnorm_count(folded) == 0
     torch.testing.assert_close(folded(x), trained.eval()(x))

@@ -4,6 +4,7 @@ one nested under a common key), loaded strictly; every problem is a one-line Inp
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,11 @@ def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | Non
     if placement is not None:
         from bnplace.graph import TraceError, rewrite
 
-        with reported_as_usage_errors(TraceError):
+        with reported_as_usage_errors(TraceError), warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
             model = rewrite(model, placement, example_inputs=example)
+        for note in notes:  # skipped chains, shapes fixed by tracing: a CLI note, not a warning
+            click.echo(f"note: {str(note.message).removeprefix('bnplace: ')}", err=True)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model
