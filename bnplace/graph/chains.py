@@ -9,10 +9,11 @@ from typing import Any
 
 from torch import fx, nn
 
-from bnplace.graph.kinds import describe, is_add, is_identity, is_pooling, main_input, node_kind
+from bnplace.graph.kinds import (activation_of, is_add, is_identity, is_pooling, main_input,
+                                 node_kind)
 from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
-from bnplace.placement import LayerKind, Placement, activation_function
+from bnplace.placement import LayerKind, Placement
 
 
 @dataclass(frozen=True)
@@ -227,8 +228,7 @@ def _output_squashing(part: TracedPart, end: fx.Node, act: fx.Node,
                       modules: dict[str, nn.Module]) -> str | None:
     """Why a chain whose sigmoid or tanh is the output (a binary classifier, a GAN generator's
     image) is left: a BN there would sit on the output layer (BNP005)."""
-    name = describe(act, modules).rpartition(".")[2]
-    if activation_function(name) not in SQUASHING_OUTPUTS:
+    if activation_of(act, modules) not in SQUASHING_OUTPUTS:
         return None
     if end.users and all(user.op == "output" for user in end.users):
         return f"it is the output layer (`{_name(part, act)}` gives the model's output)"

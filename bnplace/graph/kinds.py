@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from bnplace.graph.tracing import module_types
-from bnplace.placement import LAYER_NAMES, LayerKind
+from bnplace.placement import LAYER_NAMES, LayerKind, activation_function
 
 CHAIN_KINDS = (LayerKind.LINEAR, LayerKind.ACTIVATION, LayerKind.DROPOUT, LayerKind.BATCHNORM)
 
@@ -81,6 +81,22 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> LayerKind | None:
     if node.op == "call_method":
         return method_kinds().get(node.target)  # type: ignore[arg-type]
     return None
+
+
+def call_name(node: fx.Node) -> str:
+    """The name a call node calls: a method name, or a function's ``__name__`` (``relu``)."""
+    if node.op == "call_method":
+        return str(node.target)
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def activation_of(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
+    """What an activation node applies, as its key in ``placement.ACTIVATIONS`` (``sigmoid`` for
+    ``nn.Sigmoid()``, ``torch.sigmoid``, ``x.sigmoid_()``); None for anything else."""
+    if node.op == "call_module":
+        module = modules.get(str(node.target))
+        return activation_function(type(module).__name__) if module is not None else None
+    return activation_function(call_name(node))
 
 
 def main_input(node: fx.Node) -> object:

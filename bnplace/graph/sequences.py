@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from torch import fx, nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from bnplace.graph.kinds import describe, main_input, module_kind, node_kind
+from bnplace.graph.kinds import (activation_of, call_name, describe, main_input, module_kind,
+                                 node_kind)
 from bnplace.graph.tracing import Trace, TracedPart
 from bnplace.lint.layers import Description, Layer, Location
 from bnplace.placement import (LayerKind, activation_function, kind_of_torch_function,
@@ -30,7 +31,7 @@ def describe_model(traced: Trace) -> Description:
     for part in traced.parts:
         modules = dict(part.module.named_modules())
         layers = {node: _layer(part, node, modules) for node in part.graph.nodes
-                  if node.op in _CALLS and _name_of(node) not in _METADATA}
+                  if node.op in _CALLS and call_name(node) not in _METADATA}
         called.update(id(modules[str(n.target)]) for n in layers if n.op == "call_module")
         sequences.extend(_paths(layers))
     unused = tuple(
@@ -65,12 +66,6 @@ def _paths(layers: dict[fx.Node, Layer]) -> Iterator[tuple[Layer, ...]]:
             stack.append((child, path + (layers[child],)))
 
 
-def _name_of(node: fx.Node) -> str:
-    if node.op == "call_method":
-        return str(node.target)
-    return getattr(node.target, "__name__", str(node.target))
-
-
 def _kind(node: fx.Node, modules: dict[str, nn.Module]) -> LayerKind | None:
     """The chain role (subclasses included), else what the name table says (reshape, output)."""
     kind = node_kind(node, modules)
@@ -80,7 +75,7 @@ def _kind(node: fx.Node, modules: dict[str, nn.Module]) -> LayerKind | None:
         return next((kind_of_torch_module(cls.__name__) for cls in
                      type(modules[str(node.target)]).__mro__
                      if kind_of_torch_module(cls.__name__) is not None), None)
-    return kind_of_torch_function(_name_of(node))
+    return kind_of_torch_function(call_name(node))
 
 
 def _layer(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]) -> Layer:
@@ -89,7 +84,7 @@ def _layer(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]) -> La
                              _kind(node, modules))
     where = Location(module=part.qualified(node.name))
     return Layer(_kind(node, modules), describe(node, modules), where, where, framework="torch",
-                 function=activation_function(_name_of(node)))
+                 function=activation_of(node, modules))
 
 
 def _module_layer(name: str, module: nn.Module, kind: LayerKind | None = None) -> Layer:

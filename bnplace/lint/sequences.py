@@ -102,8 +102,10 @@ class _Describer:
         self._scopes = metadata[ScopeProvider]
         self._names = NameResolver(module, self._scopes)
         self._constants = Constants(module, self._scopes)
-        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(module.code)) | {
-            f"self.{name}" for name in _GETATTR_SELF.findall(module.code)}
+        code = module.code  # rendered once: it walks the whole tree
+        self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(code)) | {
+            f"self.{name}" for name in _GETATTR_SELF.findall(code)}
+        self._reads_any_attribute = _ANY_SELF_ATTRIBUTE.search(code) is not None
         self._module = module
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
@@ -116,7 +118,7 @@ class _Describer:
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
-        if not _ANY_SELF_ATTRIBUTE.search(self._module.code):
+        if not self._reads_any_attribute:
             self._unused += [layer for name, layer in self._attribute_batchnorms
                              if _owner(name) not in self._read_attributes]
         readers = Counter(id(node.parent) for node in self._nodes)
