@@ -29,7 +29,7 @@ from bnplace.graph.copying import copy_module
 from bnplace.graph.chains import Chain, ChainList, find_chains
 from bnplace.graph.kinds import main_input, with_main_input
 from bnplace.graph.shapes import batchnorm_for, output_shape, propagate_shapes
-from bnplace.graph.tracing import TracedPart, trace
+from bnplace.graph.tracing import TracedPart, graph_module, trace
 from bnplace.graph.training import materialize_training_flag
 from bnplace.placement import Placement
 
@@ -136,20 +136,25 @@ def _wanted_placements(chains: ChainList, placement: PlacementSpec) -> dict[str,
 
 
 def _new_batchnorm(part: TracedPart, chain: Chain) -> nn.Module:
+    """A fresh BN for the chain's linear output, in that layer's mode: a BN inserted into an
+    eval-mode model (or a frozen eval-mode backbone) must not normalise with batch statistics,
+    nor move its running statistics, while the model around it infers."""
     assert chain.nodes is not None
     node = chain.nodes.linear
     if node.op == "call_module":
         linear = part.module.get_submodule(str(node.target))
         width = getattr(linear, "out_features", None) or getattr(linear, "out_channels", None)
         weight = getattr(linear, "weight", None)
-        return batchnorm_for(linear, None, width, output_shape(node), weight)
+        bn = batchnorm_for(linear, None, width, output_shape(node), weight)
+        return bn.train(linear.training)
     weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
     tensor = None
     if isinstance(weight, fx.Node) and weight.op == "get_attr":
         tensor = _fetch(part.module, str(weight.target))
     width = int(tensor.shape[0]) if tensor is not None and tensor.dim() > 0 else None
     name = getattr(node.target, "__name__", "")
-    return batchnorm_for(None, name, width, output_shape(node), tensor)
+    bn = batchnorm_for(None, name, width, output_shape(node), tensor)
+    return bn.train(part.module.training)
 
 
 def _fetch(module: nn.Module, target: str) -> Any:
@@ -261,8 +266,7 @@ def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.Graph
     gm = part._graph_module
     if gm is None:
         # built once, here: it copies only the modules the graph calls (removed BNs drop out)
-        part._graph_module = gm = fx.GraphModule(part.module, part.graph,
-                                                 class_name=type(part.module).__name__)
+        part._graph_module = gm = graph_module(part.module, part.graph)
         return gm
     for target in gone:
         gm.delete_submodule(target)

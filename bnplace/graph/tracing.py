@@ -181,9 +181,19 @@ class TracedPart:
     def graph_module(self) -> fx.GraphModule:
         """A GraphModule of this part (built on first use; shares the part's submodules)."""
         if self._graph_module is None:
-            self._graph_module = fx.GraphModule(self.module, self.graph,
-                                                class_name=type(self.module).__name__)
+            self._graph_module = graph_module(self.module, self.graph)
         return self._graph_module
+
+
+def graph_module(module: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+    """``fx.GraphModule(module, graph)`` named like ``module``'s class, in its modes: the plain
+    containers fx creates on the way to a submodule (``backbone`` for ``backbone.0``) take the
+    ``training`` flag of the module they stand for, not ``nn.Module``'s default ``True``."""
+    gm = fx.GraphModule(module, graph, class_name=type(module).__name__)
+    for name, sub in gm.named_modules():
+        if type(sub) is nn.Module:
+            sub.training = module.get_submodule(name).training
+    return gm
 
 
 @dataclass
