@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import fx, nn
 
-from bnplace.graph.kinds import (activation_of, is_add, is_identity, is_pooling, main_input,
-                                 node_kind)
+from bnplace.graph.kinds import (activation_of, is_add, is_identity, is_pooling, is_reshape,
+                                 main_input, node_kind)
 from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
 from bnplace.placement import LayerKind, Placement
@@ -227,12 +227,21 @@ SQUASHING_OUTPUTS = ("sigmoid", "tanh", "hardsigmoid")
 def _output_squashing(part: TracedPart, end: fx.Node, act: fx.Node,
                       modules: dict[str, nn.Module]) -> str | None:
     """Why a chain whose sigmoid or tanh is the output (a binary classifier, a GAN generator's
-    image) is left: a BN there would sit on the output layer (BNP005)."""
+    image, DCGAN's discriminator returning ``output.view(-1, 1).squeeze(1)``) is left: a BN there
+    would sit on the output layer (BNP005)."""
     if activation_of(act, modules) not in SQUASHING_OUTPUTS:
         return None
-    if end.users and all(user.op == "output" for user in end.users):
+    if _only_output(end, modules):
         return f"it is the output layer (`{_name(part, act)}` gives the model's output)"
     return None
+
+
+def _only_output(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Does every use of ``node`` reach the model's output, through reshapes only?"""
+    return bool(node.users) and all(
+        user.op == "output" or (is_reshape(user, modules) and main_input(user) is node
+                                and _only_output(user, modules))
+        for user in node.users)
 
 
 def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, drop: Any,

@@ -137,6 +137,15 @@ def describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     return name
 
 
+def is_reshape(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A node that only rearranges values (``x.view(-1)``, ``squeeze``, ``nn.Flatten``...), as
+    the name table's RESHAPE kind spells them."""
+    names = LAYER_NAMES[LayerKind.RESHAPE]
+    if node.op == "call_module":
+        return type(modules[str(node.target)]).__name__ in names.torch_modules
+    return node.op in ("call_function", "call_method") and call_name(node) in names.torch_functions
+
+
 def is_identity(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return node.op == "call_module" and isinstance(modules[str(node.target)], nn.Identity)
 

@@ -4,12 +4,13 @@ exactly, or left with a reason, never silently changed."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bnplace import Placement
-from bnplace.graph import rewrite
+from bnplace.graph import BnplaceWarning, find_chains, rewrite
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -42,3 +43,33 @@ def test_an_inserted_batchnorm_takes_the_mode_of_its_layer() -> None:
     assert new(x).shape == (1, 2)
     after = [m.running_mean for m in new.modules() if isinstance(m, _BatchNorm)]
     assert all(torch.equal(a, b) for a, b in zip(before, after)) and len(after) == 2
+
+
+class DCGANDiscriminator(nn.Module):
+    """The PyTorch DCGAN example's discriminator: the sigmoid's output is reshaped on its way
+    out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(3, 8, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(8, 16, 4, 2, 1, bias=False), nn.BatchNorm2d(16),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(16, 1, 4, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).view(-1, 1).squeeze(1)
+
+
+def test_a_sigmoid_reshaped_into_the_output_is_the_output_layer() -> None:
+    model = DCGANDiscriminator()
+    chains = find_chains(model)
+    assert [(c.linear, c.placement, c.skipped) for c in chains] == [
+        ("main.0", Placement.NONE, None),
+        ("main.2", Placement.BEFORE_ACTIVATION, None),
+        ("main.5", Placement.NONE, "it is the output layer (`main.6` gives the model's output)")]
+    with pytest.warns(BnplaceWarning, match="chain `main.5` left at none: it is the output layer"):
+        new = rewrite(model, Placement.AFTER_ACTIVATION)
+    assert [type(m).__name__ for m in new.main] == [
+        "Conv2d", "LeakyReLU", "BatchNorm2d", "Conv2d", "LeakyReLU", "BatchNorm2d", "Conv2d",
+        "Sigmoid"]
