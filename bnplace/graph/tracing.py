@@ -38,6 +38,11 @@ from bnplace.graph.positional import positionally_used
 from bnplace.placement import LAYER_NAMES, LayerKind
 
 
+# fx would trace into a ScriptModule's compiled code and replace it by a plain module calling
+# ``self.pre._c.forward``: it is kept whole, as it is, and named among the untraced parts.
+SCRIPTED = "a TorchScript module (torch.jit.script): its compiled forward is kept as it is"
+
+
 class TraceError(RuntimeError):
     """Nothing of the model could be traced; the message names the failing call and what to try."""
 
@@ -104,8 +109,12 @@ class ChainTracer(fx.Tracer):
         self.flags: list[_TrainingFlag] = []
         self.baked: str | None = None  # why self.training had to be baked in, if it was
         self.fixed: list[str] = []  # where a real value stood in for a proxy (ConcreteTracer)
+        self.scripted: dict[str, None] = {}  # TorchScript submodules met (kept whole, in order)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if isinstance(m, torch.jit.ScriptModule):
+            self.scripted.setdefault(module_qualified_name)
+            return True
         if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types):
             return True
         return super().is_leaf_module(m, module_qualified_name)
@@ -286,6 +295,8 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
          for f in tracer.flags if f.used_in_control_flow), None)
     parts.append(TracedPart(prefix, module, attempt.graph, dependent, tuple(attempt.opaque),
                             ", ".join(tracer.fixed) or None))
+    for name in tracer.scripted:
+        untraced[_join(prefix, name)] = SCRIPTED
     for name in attempt.opaque:
         _trace_children(module.get_submodule(name), _join(prefix, name), leaf, parts, untraced,
                         first_error)
@@ -301,6 +312,8 @@ def _trace_children(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
             untraced[_join(prefix, name)] = (
                 f"the forward of `{prefix or type(module).__name__}`, which does not trace, "
                 f"indexes or iterates it, so changing its layers would change what that code picks")
+        elif isinstance(child, torch.jit.ScriptModule):
+            untraced[_join(prefix, name)] = SCRIPTED
         elif not _is_chain_leaf(child, leaf):
             _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
 

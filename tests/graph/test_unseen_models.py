@@ -73,3 +73,32 @@ def test_a_sigmoid_reshaped_into_the_output_is_the_output_layer() -> None:
     assert [type(m).__name__ for m in new.main] == [
         "Conv2d", "LeakyReLU", "BatchNorm2d", "Conv2d", "LeakyReLU", "BatchNorm2d", "Conv2d",
         "Sigmoid"]
+
+
+class ScriptedStem(nn.Module):
+    """A model that compiled one block with torch.jit.script (for speed, or from a hub)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.jit.script(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5)))
+        self.fc = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.fc(self.stem(x))))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_torchscript_submodule_is_kept_compiled_and_named() -> None:
+    model = ScriptedStem().eval()
+    x = torch.randn(4, 8)
+    chains = find_chains(model)
+    assert [c.linear for c in chains] == ["fc"]
+    assert chains.untraced == {"stem": "a TorchScript module (torch.jit.script): its compiled "
+                                       "forward is kept as it is"}
+    with pytest.warns(BnplaceWarning, match="left untraced .*`stem`: a TorchScript module"):
+        new = rewrite(model, Placement.NONE)
+    assert isinstance(new.stem, torch.jit.ScriptModule) and new.stem.code == model.stem.code
+    torch.testing.assert_close(new(x), model(x), rtol=0, atol=0)
+    new.train()  # the compiled dropout still follows the mode
+    assert not torch.equal(new(x), new(x))
