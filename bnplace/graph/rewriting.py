@@ -67,6 +67,9 @@ def rewrite(model: nn.Module, placement: PlacementSpec, example_inputs: Any = No
     if example_inputs is not None:
         propagate_shapes(traced, example_inputs, real_fallback=True)
     chains = find_chains(new, traced=traced)
+    if not chains:  # an LSTM, a transformer block: say so rather than claim a rewrite
+        warnings.warn(f"bnplace: no chain in {type(model).__name__} (a Linear/Conv followed by "
+                      f"an activation) to rewrite", BnplaceWarning, stacklevel=2)
     wanted = _wanted_placements(chains, placement)
     for what, parts in (
             ("left untraced (rewritten only inside their traceable parts)", traced.untraced),

@@ -102,3 +102,25 @@ def test_a_torchscript_submodule_is_kept_compiled_and_named() -> None:
     torch.testing.assert_close(new(x), model(x), rtol=0, atol=0)
     new.train()  # the compiled dropout still follows the mode
     assert not torch.equal(new(x), new(x))
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.embedding(tokens))
+        return self.fc(out[:, -1])
+
+
+def test_a_model_without_chains_says_so() -> None:
+    model = LSTMClassifier().eval()
+    tokens = torch.randint(0, 20, (4, 6))
+    assert find_chains(model, example_inputs=tokens) == []
+    with pytest.warns(BnplaceWarning, match=r"^bnplace: no chain in LSTMClassifier \(a "
+                                            r"Linear/Conv followed by an activation\) to rewrite$"):
+        new = rewrite(model, Placement.BEFORE_ACTIVATION, example_inputs=tokens)
+    torch.testing.assert_close(new(tokens), model(tokens), rtol=0, atol=0)
