@@ -15,6 +15,8 @@ Two things differ from ``torch.fx.symbolic_trace``:
   ``get_attr('training')`` node when passed to a call, so the traced code reads ``self.training``
   like the original did. A stand-in used in control flow (``if self.training:``) marks the part
   :attr:`TracedPart.training_dependent`: its graph holds only the branch taken while tracing.
+  The submodules of such a forward are traced as parts of their own, so only the calls the
+  branching forward makes itself are held back.
 
 When the forward fails only because Python reads a shape (``for s in x.size()[1:]``) and example
 inputs are given, the model is traced again with those shapes fixed (see
@@ -281,6 +283,7 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
     if attempt.errors and example_inputs is not None:
         attempt, rejected = _concrete_attempt(module, leaf, concrete_args, example_inputs,
                                               attempt)
+    attempt = _with_branching_kept_whole(module, attempt, leaf, concrete_args)
     for name, err in attempt.errors.items():
         if not first_error:
             first_error.append(err)
@@ -298,9 +301,41 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
     for name in tracer.scripted:
         untraced[_join(prefix, name)] = SCRIPTED
     for name in attempt.opaque:
-        _trace_children(module.get_submodule(name), _join(prefix, name), leaf, parts, untraced,
-                        first_error)
+        if name in attempt.errors:  # its forward does not trace: its children may
+            _trace_children(module.get_submodule(name), _join(prefix, name), leaf, parts,
+                            untraced, first_error)
+        else:  # kept whole beside a forward that branches on self.training
+            _trace_into(module.get_submodule(name), _join(prefix, name), leaf, None, parts,
+                        untraced, first_error)
     return rejected
+
+
+def _with_branching_kept_whole(module: nn.Module, attempt: _Attempt, leaf: tuple[Any, ...],
+                               concrete_args: dict[str, Any] | None) -> _Attempt:
+    """The attempt traced again with the forwards that branch on ``self.training`` separated
+    from the rest, so a branch in one forward does not hold back the chains of every other.
+
+    A submodule that branches is kept whole (then traced on its own, where the same applies);
+    when ``module``'s own forward branches (torchvision's Inception returning aux logits only in
+    training), its submodules are kept whole and traced on their own, and its graph holds only
+    its own calls. A child its forward picks by position stays inside, so no rewrite moves it.
+    """
+    if attempt.graph is None or attempt.tracer.baked:
+        return attempt
+    owners = {f.owner for f in attempt.tracer.flags if f.used_in_control_flow}
+    if "" in owners:
+        by_position = positionally_used(module)
+        kept = [name for name, child in module.named_children()
+                if name not in by_position and not isinstance(child, torch.jit.ScriptModule)
+                and not _is_chain_leaf(child, leaf)]
+    else:
+        kept = sorted(o for o in owners if not any(o.startswith(f"{p}.") for p in owners))
+    kept = [name for name in kept if name not in attempt.opaque]
+    if not kept:
+        return attempt
+    with torch.random.fork_rng(devices=[]):  # a shape-concrete tracer runs the forward
+        again = _attempt(module, attempt.make_tracer, concrete_args, kept)
+    return again if again.graph is not None else attempt
 
 
 def _trace_children(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
@@ -327,12 +362,14 @@ class _Attempt:
     graph: fx.Graph | None
     opaque: list[str]
     errors: dict[str, BaseException]
+    make_tracer: Callable[[list[str]], ChainTracer]
 
 
 def _attempt(module: nn.Module, make_tracer: Callable[[list[str]], ChainTracer],
-             concrete_args: dict[str, Any] | None) -> _Attempt:
-    """Trace ``module``, keeping each submodule whose forward fails whole and trying again."""
-    opaque: list[str] = []
+             concrete_args: dict[str, Any] | None, kept: Iterable[str] = ()) -> _Attempt:
+    """Trace ``module`` with the submodules named in ``kept`` whole, also keeping each submodule
+    whose forward fails whole and trying again."""
+    opaque: list[str] = list(kept)
     errors: dict[str, BaseException] = {}
     while True:
         tracer = make_tracer(opaque)
@@ -345,8 +382,8 @@ def _attempt(module: nn.Module, make_tracer: Callable[[list[str]], ChainTracer],
                 errors[culprit] = err
                 continue
             errors[""] = err
-            return _Attempt(tracer, None, opaque, errors)
-        return _Attempt(tracer, graph, opaque, errors)
+            return _Attempt(tracer, None, opaque, errors, make_tracer)
+        return _Attempt(tracer, graph, opaque, errors, make_tracer)
 
 
 def _concrete_attempt(module: nn.Module, leaf: tuple[Any, ...],

@@ -11,6 +11,7 @@ from torch import nn
 
 from bnplace import Placement
 from bnplace.graph import BnplaceWarning, find_chains, rewrite
+from tests.graph.helpers import outputs
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -124,3 +125,62 @@ def test_a_model_without_chains_says_so() -> None:
                                             r"Linear/Conv followed by an activation\) to rewrite$"):
         new = rewrite(model, Placement.BEFORE_ACTIVATION, example_inputs=tokens)
     torch.testing.assert_close(new(tokens), model(tokens), rtol=0, atol=0)
+
+
+class BasicConv2d(nn.Module):
+    """torchvision's Inception building block."""
+
+    def __init__(self, cin: int, cout: int, **kwargs: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, bias=False, **kwargs)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class AuxHead(nn.Module):
+    def __init__(self, cin: int) -> None:
+        super().__init__()
+        self.conv0 = BasicConv2d(cin, 4, kernel_size=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.conv0(x), 1), 1))
+
+
+class InceptionWithAux(nn.Module):
+    """Returns auxiliary logits in training only, as torchvision's Inception3 and GoogLeNet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = BasicConv2d(3, 8, kernel_size=3, stride=2)
+        self.mixed = BasicConv2d(8, 8, kernel_size=1)
+        self.aux = AuxHead(8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        x = self.mixed(self.stem(x))
+        aux = self.aux(x) if self.training else None
+        x = self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return (x, aux) if self.training else x
+
+
+def test_a_forward_branching_on_training_holds_back_only_its_own_chains() -> None:
+    x = torch.randn(4, 3, 9, 9)
+    model = InceptionWithAux()
+    chains = find_chains(model)
+    assert [(c.linear, c.activation, c.batchnorm, c.placement, c.skipped) for c in chains] == [
+        ("aux.conv0.conv", "aux.relu", "aux.conv0.bn", Placement.BEFORE_ACTIVATION, None),
+        ("mixed.conv", "mixed.relu", "mixed.bn", Placement.BEFORE_ACTIVATION, None),
+        ("stem.conv", "stem.relu", "stem.bn", Placement.BEFORE_ACTIVATION, None)]
+    new = rewrite(model, Placement.AFTER_ACTIVATION)
+    assert type(new) is InceptionWithAux  # its own forward, with both branches, stays
+    assert [c.placement for c in find_chains(new)] == [Placement.AFTER_ACTIVATION] * 3
+    logits, aux = new.train()(x)
+    (logits.sum() + aux.sum()).backward()
+    assert new.eval()(x).shape == (4, 3)
+
+    same = rewrite(model, Placement.BEFORE_ACTIVATION)
+    for train in (True, False):
+        torch.testing.assert_close(outputs(same, x, train), outputs(model, x, train))
