@@ -113,10 +113,12 @@ def chains_in_part(part: TracedPart) -> list[Chain]:
     kinds = {n: node_kind(n, modules) for n in part.graph.nodes}
     found = []
     positions_of: dict[str, dict[str, int]] = {}  # Sequential name -> child key -> position
+    seen: set[str] = set()  # a linear module called at several places is one (skipped) chain
     for node in part.graph.nodes:
         if kinds[node] is LayerKind.LINEAR:
             chain = _walk(part, node, kinds, modules, calls, positions_of)
-            if chain is not None:
+            if chain is not None and chain.linear not in seen:
+                seen.add(chain.linear)
                 found.append(chain)
     return found
 

@@ -184,3 +184,26 @@ def test_a_forward_branching_on_training_holds_back_only_its_own_chains() -> Non
     same = rewrite(model, Placement.BEFORE_ACTIVATION)
     for train in (True, False):
         torch.testing.assert_close(outputs(same, x, train), outputs(model, x, train))
+
+
+class BlockAppliedTwice(nn.Module):
+    """One block applied twice (weight sharing across depth, as in recurrent refinement)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, 16)
+        self.block = nn.Sequential(nn.Linear(16, 16), nn.ReLU())
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.block(self.block(self.inp(x))))
+
+
+def test_a_block_called_twice_is_one_skipped_chain() -> None:
+    chains = find_chains(BlockAppliedTwice())
+    assert [(c.linear, c.skipped) for c in chains] == [
+        ("block.0", "`block.0` is called at 2 places")]
+    with pytest.warns(BnplaceWarning) as caught:
+        rewrite(BlockAppliedTwice(), Placement.BEFORE_ACTIVATION)
+    assert [str(w.message) for w in caught] == [
+        "bnplace: chain `block.0` left at none: `block.0` is called at 2 places"]
