@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
+from bnplace.lint.deep_stack import on_deep_stack
 from bnplace.lint.files import SourceFile
 from bnplace.lint.findings import Finding
 from bnplace.lint.fixes import apply_fixes
@@ -24,11 +23,6 @@ from bnplace.lint.sequences import describe
 from bnplace.placement import LAYER_NAMES, LayerKind
 
 _MAX_FIX_ROUNDS = 10
-# libcst visits a tree recursively, five to ten frames a level: a 500-term `"a" + "a" + ...` is
-# past Python's default limit of 1,000. This covers the deepest trees libcst's native parser
-# builds (it overflows the C stack itself near 6,000 terms or 1,300 nested calls), and is safe
-# for the C stack on Python 3.10, whose Python frames use it.
-_RECURSION_LIMIT = 20_000
 _BATCHNORM_NAMES = LAYER_NAMES[LayerKind.BATCHNORM]
 _MENTIONS_BATCHNORM = re.compile("|".join(map(re.escape, sorted({
     *_BATCHNORM_NAMES.torch_modules, *_BATCHNORM_NAMES.torch_functions,
@@ -41,19 +35,7 @@ def mentions_batchnorm(code: str) -> bool:
     return _MENTIONS_BATCHNORM.search(code) is not None
 
 
-@contextmanager
-def _deep_recursion() -> Iterator[None]:
-    """Python's recursion limit raised to ``_RECURSION_LIMIT`` while one source is linted, and
-    put back after; a source deeper still raises RecursionError."""
-    previous = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(previous, _RECURSION_LIMIT))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(previous)
-
-
-@_deep_recursion()
+@on_deep_stack
 def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     """The findings for one Python source (rows and columns in ``code``)."""
     if not mentions_batchnorm(code):
@@ -108,7 +90,7 @@ class FileResult:
     fixed: int = 0
 
 
-@_deep_recursion()
+@on_deep_stack
 def lint_file(source: SourceFile, enabled: Callable[[str], bool], fix: bool = False) -> FileResult:
     """Lint one file; with ``fix``, rewrite its code until no fixable finding is left."""
     code = source.code

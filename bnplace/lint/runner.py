@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bnplace.lint.config import Settings, settings_for_directory
+from bnplace.lint.deep_stack import on_deep_stack
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile, discover
 from bnplace.lint.findings import Finding
@@ -72,6 +73,7 @@ def default_settings_of(folder: Path) -> Settings:
     return settings_for_directory(folder.resolve())
 
 
+@on_deep_stack  # a notebook's cells are parsed as it is read
 def _run(task: _Task) -> _Outcome:
     try:
         source = SourceFile.read(task.path)

@@ -4,6 +4,8 @@ parse, and the summary when a file cannot be linted."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bnplace.cli import main
-from bnplace.lint import engine
+from bnplace.lint import deep_stack
 
 BIASED = "net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))\n"
 
@@ -97,7 +99,32 @@ def test_a_deep_expression_is_linted_and_one_too_deep_is_one_error_line(
     path.write_text(f"import torch.nn as nn\n{BIASED}DATA = {terms}\n")
     limit = sys.getrecursionlimit()
     assert _json(path) == (1, [("deep.py", "BNP002", 2)], "")
-    monkeypatch.setattr(engine, "_RECURSION_LIMIT", 0)  # as if the file were deeper still
+    monkeypatch.setattr(deep_stack, "RECURSION_LIMIT", 0)  # as if the file were deeper still
     assert _run(str(path)) == (2, "Found 0 errors; 1 file could not be linted.\n",
                                f"error: {path}: cannot lint: nested too deeply to parse\n")
     assert sys.getrecursionlimit() == limit
+
+
+def test_a_file_deep_enough_to_overflow_the_native_parser_is_linted_and_fixed(
+        tmp_path: Path) -> None:
+    """libcst's native parser overflowed the C stack (a segfault: the whole run died) near 1,300
+    nested calls on an 8 MiB main-thread stack; a 1 MiB stack makes 300 enough to show it."""
+    resource = pytest.importorskip("resource")
+    deep = tmp_path / "deep.py"
+    deep.write_text(f"import torch.nn as nn\n{BIASED}y = {'f(' * 300}1{')' * 300}\n")
+    good = tmp_path / "good.py"
+    good.write_text(f"import torch.nn as nn\n{BIASED}")
+
+    def lint(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bnplace.cli", "lint", *args, str(tmp_path)],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (2**20, 2**20)))
+
+    run = lint("--output-format", "json")
+    assert (run.returncode, run.stderr) == (1, "")
+    assert [(Path(i["filename"]).name, i["code"], i["location"]["row"])
+            for i in json.loads(run.stdout)] == [("deep.py", "BNP002", 2), ("good.py", "BNP002", 2)]
+    assert lint("--fix").returncode == 0
+    assert deep.read_text().splitlines()[1] == BIASED.replace("4), nn", "4, bias=False), nn").strip()
