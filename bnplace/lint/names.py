@@ -23,6 +23,8 @@ from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_fun
 # How unimported prefixes are usually meant (a snippet that says ``nn.Linear`` means torch.nn).
 _CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional",
                          "tf": "tensorflow", "layers": "keras.layers"}
+# ``functools.partial`` as written after ``import functools`` or ``from functools import partial``.
+_PARTIAL = frozenset({"functools.partial", "partial"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,21 @@ class LayerType:
     name: str
     kind: LayerKind | None
     is_function: bool = False  # a torch function (``F.relu``) applied to a tensor directly
+
+
+@dataclass(frozen=True)
+class LayerClass:
+    """What a name bound to a layer class holds (``norm_layer = nn.BatchNorm2d``), or to a
+    ``functools.partial`` of one with the keyword arguments it presets
+    (``partial(nn.Conv2d, bias=False)``): calling the name builds that layer."""
+
+    layer_type: LayerType
+    preset: tuple[cst.Arg, ...] = ()
+
+    def arguments(self, call: cst.Call) -> cst.Call:
+        """The call with the preset keywords after its own: the call's keywords win, as they
+        do in ``partial``."""
+        return call.with_changes(args=(*call.args, *self.preset)) if self.preset else call
 
 
 def dotted_text(node: cst.BaseExpression) -> str | None:
@@ -115,6 +132,21 @@ class NameResolver:
         if package:
             return None
         return self._bare_layer_type(name)
+
+    def layer_class(self, node: cst.BaseExpression) -> LayerClass | None:
+        """The layer class a value names: ``nn.BatchNorm2d``, or ``functools.partial`` of one
+        with keyword arguments only (a preset positional argument would shift the call's)."""
+        if isinstance(node, cst.Call) and self.dotted(node.func) in _PARTIAL and node.args:
+            first, *preset = node.args
+            if first.keyword is not None or first.star or any(arg.keyword is None
+                                                              for arg in preset):
+                return None
+            found = self.layer_class(first.value)
+            return None if found is None else LayerClass(found.layer_type, tuple(preset))
+        layer_type = self.layer_type(node) if dotted_text(node) else None
+        if layer_type is None or layer_type.is_function:
+            return None
+        return LayerClass(layer_type)
 
     def is_sequential(self, node: cst.BaseExpression) -> bool:
         """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, ``Sequential``."""

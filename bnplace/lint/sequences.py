@@ -33,7 +33,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.lint.names import LayerType, NameResolver, dotted_text
+from bnplace.lint.names import LayerClass, NameResolver, dotted_text
 from bnplace.placement import LayerKind, activation_function, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
@@ -51,6 +51,8 @@ _GETATTR_SELF = re.compile(r"\bgetattr\(\s*self\s*,\s*[\"'](\w+)[\"']")
 _ANY_SELF_ATTRIBUTE = re.compile(
     r"\bgetattr\(\s*self\s*,\s*(?![\"']\w+[\"']\s*[,)])|\bself\.(?:children|modules|named_children|"
     r"named_modules|_modules)\b")
+# A container written as a call (``nn.Sequential(``, ``Sequential([``), counted in the text.
+_CONTAINER_CALL = re.compile(r"\bSequential\s*\(")
 # Module methods that return the module itself (``nn.BatchNorm2d(5).to(device)``).
 _SELF_RETURNING = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train",
                              "eval", "requires_grad_", "type"})
@@ -74,7 +76,7 @@ class _Frame:
 
     values: dict[str, Layers] = field(default_factory=dict)
     tensors: dict[str, _Node | None] = field(default_factory=dict)
-    classes: dict[str, LayerType] = field(default_factory=dict)  # norm_layer = nn.BatchNorm2d
+    classes: dict[str, LayerClass] = field(default_factory=dict)  # norm_layer = nn.BatchNorm2d
     conditional: int = 0  # inside an ``if``, a conditional expression or a loop's second run
     guarded: int = 0  # inside an ``if`` or a conditional expression only
     returned: Layers | None = None
@@ -106,6 +108,8 @@ class _Describer:
         self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(code)) | {
             f"self.{name}" for name in _GETATTR_SELF.findall(code)}
         self._reads_any_attribute = _ANY_SELF_ATTRIBUTE.search(code) is not None
+        self._written_containers = len(_CONTAINER_CALL.findall(code))
+        self._seen_containers: set[int] = set()  # ids of the container calls read so far
         self._module = module
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
@@ -118,6 +122,8 @@ class _Describer:
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
+        if self._written_containers > len(self._seen_containers):
+            self._run_unwalked_containers()
         if not self._reads_any_attribute:
             self._unused += [layer for name, layer in self._attribute_batchnorms
                              if _owner(name) not in self._read_attributes]
@@ -128,6 +134,15 @@ class _Describer:
                 self._emit(_path(node, shared), lone=True)
         return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)),
                            tuple(dict.fromkeys(self._discarded)))
+
+    def _run_unwalked_containers(self) -> None:
+        """A ``Sequential(...)`` that the statement walk does not reach is a sequence all the
+        same: one in a comprehension, a lambda, a dict, another call's argument
+        (``Wrapper(nn.Sequential(...))``) or a class attribute. Read outermost first, with no
+        names known."""
+        for call in _container_calls(self._module):
+            if id(call) not in self._seen_containers and self._names.is_sequential(call.func):
+                self._called_layers(call, _Frame())
 
     # blocks and statements
 
@@ -247,9 +262,9 @@ class _Describer:
         frame.tensors.pop(key, None)
         if layers is None:
             frame.tensors[key] = tensor
-            layer_type = self._names.layer_type(value) if dotted_text(value) else None
-            if layer_type is not None and not layer_type.is_function:
-                frame.classes[key] = layer_type
+            layer_class = self._names.layer_class(value)
+            if layer_class is not None:
+                frame.classes[key] = layer_class
             return
         frame.values[key] = layers
         self._bind_entries(key, value, frame)
@@ -337,6 +352,7 @@ class _Describer:
     def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:
         builds_sequential = self._in_sequential_class and _is_super_init(call.func)
         if builds_sequential or self._names.is_sequential(call.func):
+            self._seen_containers.add(id(call))
             layers = self._container(call, frame)
             self._emit(layers, lone=True)
             return layers
@@ -344,10 +360,11 @@ class _Describer:
             where = self._location(call)
             return (Layer(None, _MODULE_DICT, where, where, framework="torch"),)
         name = dotted_text(call.func)
-        layer_type = frame.classes.get(name) or self._names.layer_type(call.func)
-        if layer_type is not None and not layer_type.is_function:
+        layer_class = frame.classes.get(name) or self._names.layer_class(call.func)
+        if layer_class is not None:
             where = self._location(call)
-            return (read_layer(call, layer_type, where, where, movable=not frame.conditional,
+            return (read_layer(layer_class.arguments(call), layer_class.layer_type, where, where,
+                               movable=not frame.conditional,
                                int_value=self._constants.int_value,
                                guarded=bool(frame.guarded)),)
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SELF_RETURNING:
@@ -653,3 +670,17 @@ def _is_one_batchnorm(layers: Layers, value: cst.BaseExpression) -> bool:
 def _functions_by_name(module: cst.Module) -> dict[str, cst.FunctionDef]:
     """Module-level functions, the ones a call by bare name can reach."""
     return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
+
+
+def _container_calls(module: cst.Module) -> list[cst.Call]:
+    """Every call written ``...Sequential(...)`` in the module, outermost first."""
+    found: list[cst.Call] = []
+
+    class _Collector(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            name = dotted_text(node.func)
+            if name is not None and name.rpartition(".")[2] == "Sequential":
+                found.append(node)
+
+    module.visit(_Collector())
+    return found

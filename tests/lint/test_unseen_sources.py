@@ -206,3 +206,47 @@ def test_a_softmax_whose_weights_feed_later_layers_is_no_output() -> None:
               "        w = F.softmax(self.bn(self.score(x)), dim=0)\n"
               "        return self.out((w * x).sum(0))\n")
     assert code_lines(source) == []
+
+
+def test_a_functools_partial_of_a_layer_class_builds_that_layer() -> None:
+    """torchvision's ``norm_layer = partial(nn.BatchNorm2d, eps=0.001)``; a partial's preset
+    keywords count, and the call's own keywords win over them."""
+    source = ("import functools\n"
+              "from functools import partial\n"
+              "import torch.nn as tnn\n"
+              "norm = functools.partial(tnn.BatchNorm2d, eps=0.001, momentum=0.01)\n"
+              "conv = partial(tnn.Conv2d, kernel_size=3, bias=False)\n"
+              "a = tnn.Sequential(tnn.Conv2d(3, 16, 3), norm(16), tnn.ReLU())\n"
+              "b = tnn.Sequential(conv(3, 16), norm(16), conv(16, 8, bias=True), norm(8))\n")
+    assert fixed(source) == (
+        source.replace("(3, 16, 3)", "(3, 16, 3, bias=False)").replace(
+            "bias=True), norm(8)", "bias=False), norm(8)"), [])
+    assert code_lines("import torch.nn as nn\nfrom functools import partial\n"
+                      "net = nn.Sequential(nn.Linear(4, 8), partial(nn.BatchNorm2d)(8))\n",
+                      select=("BNP004",)) == [("BNP004", 3)]
+
+
+CONTAINERS_OFF_THE_WALK = {
+    "in a list comprehension": (
+        "blocks = nn.ModuleList([nn.Sequential(nn.Conv2d(c, c, 3), nn.BatchNorm2d(c))\n"
+        "                        for c in (8, 16)])\n", "(c, c, 3)", 1),
+    "in a lambda in a dict (DARTS' OPS)": (
+        "OPS = {'conv_bn': lambda C: nn.Sequential(nn.Conv2d(C, C, 3), nn.BatchNorm2d(C))}\n",
+        "(C, C, 3)", 1),
+    "an argument of another call": (
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.add_module('head', nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)))\n",
+        "(8, 8)", 4),
+    "a class attribute, indexed": (
+        "class Net(nn.Module):\n"
+        "    stem = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))[0]\n", "(4, 4)", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTAINERS_OFF_THE_WALK))
+def test_a_sequential_in_any_expression_is_a_sequence(name: str) -> None:
+    source, arguments, line = CONTAINERS_OFF_THE_WALK[name]
+    assert code_lines(source) == [("BNP002", line)]
+    assert fixed(source)[0] == source.replace(arguments, arguments[:-1] + ", bias=False)", 1)
