@@ -19,12 +19,39 @@ _PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!?]|[\w.]+\?{1,2}\s*$)")
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!]")
 _LINE_END = re.compile(r"\r\n?|\n")
+# The line end and indent after a notebook JSON's opening brace.
+_JSON_INDENT = re.compile(r"\{(\r?\n)([ \t]*)")
 # Cell magics whose body is still Python; the body of any other (%%bash, %%html) is not linted.
 _PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
 class NotebookError(ValueError):
     """The file is not a notebook this linter can read."""
+
+
+@dataclass(frozen=True)
+class JsonLayout:
+    """How a notebook's JSON is written, so that a fix writes it back the same way and changes
+    only the cells it fixes: the indent (Jupyter writes 1 space, Colab 2, a compact file none),
+    the line ends, non-ASCII text escaped (``\\u00e8``, as ``json.dump`` writes it by default) or
+    not, and a final newline or not."""
+
+    indent: str | None = " "
+    newline: str = "\n"
+    ensure_ascii: bool = False
+    final_newline: bool = True
+
+    @classmethod
+    def of(cls, text: str) -> JsonLayout:
+        match = _JSON_INDENT.match(text)
+        return cls(indent=match.group(2) if match else None,
+                   newline=match.group(1) if match else "\n", ensure_ascii=text.isascii(),
+                   final_newline=text.endswith("\n"))
+
+    def dumps(self, document: dict) -> str:
+        text = json.dumps(document, indent=self.indent, ensure_ascii=self.ensure_ascii)
+        text += "\n" if self.final_newline else ""
+        return text.replace("\n", self.newline)  # JSON strings hold no raw line ends
 
 
 @dataclass
@@ -35,6 +62,7 @@ class Notebook:
     code: str                  # the joined, neutralised code
     originals: list[str]       # magic lines, by placeholder number
     syntax_errors: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, msg)
+    layout: JsonLayout = JsonLayout()
 
     @classmethod
     def parse(cls, text: str) -> Notebook:
@@ -43,7 +71,7 @@ class Notebook:
             document = json.loads(text)
         except ValueError as err:
             raise NotebookError(f"not a notebook: {err}") from err
-        notebook = cls(document, [], [], "", [])
+        notebook = cls(document, [], [], "", [], layout=JsonLayout.of(text))
         cells = _cells(document)
         if not _is_python(document.get("metadata")):
             return notebook  # no Python cells: nothing to lint, nothing to fix
@@ -111,7 +139,7 @@ class Notebook:
                 source += newline
             cell["source"] = (source.splitlines(keepends=True)
                               if isinstance(cell.get("source"), list) else source)
-        return json.dumps(self.document, indent=1, ensure_ascii=False) + "\n"
+        return self.layout.dumps(self.document)
 
     def _restored(self, line: str) -> str:
         match = _PLACEHOLDER.search(line)

@@ -108,3 +108,21 @@ def test_fix_keeps_each_cells_line_endings(tmp_path: Path) -> None:
     assert fixed == [[line.replace(biased, "nn.Linear(3, 4, bias=False)") for line in crlf_list],
                      crlf_text.replace(biased, "nn.Linear(3, 4, bias=False)"),
                      lf_text.replace(biased, "nn.Linear(3, 4, bias=False)")]
+
+
+def test_fix_writes_the_json_back_as_it_was_written(tmp_path: Path) -> None:
+    """Colab's 2-space indent, json.dump's escaped non-ASCII text, CRLF, no final newline: a
+    fix changes the fixed cell's line and nothing else."""
+    document = {"nbformat": 4, "nbformat_minor": 0, "metadata": {"colab": {"name": "Modèl"}},
+                "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Modèl — MNIST"]},
+                          {"cell_type": "code", "metadata": {}, "outputs": [],
+                           "source": ["model.add(Dense(64))\n", "model.add(BatchNormalization())"]}]}
+    for indent, ensure_ascii, newline, final in ((2, True, "\n", ""), (1, False, "\r\n", "\n"),
+                                                 (None, False, "\n", "")):
+        path = tmp_path / "colab.ipynb"
+        text = json.dumps(document, indent=indent, ensure_ascii=ensure_ascii) + final
+        path.write_bytes(text.replace("\n", newline).encode())
+        result = _lint(path, fix=True)
+        assert (result.fixed, result.findings) == (1, [])
+        assert result.text == text.replace("Dense(64)", "Dense(64, use_bias=False)").replace(
+            "\n", newline)
