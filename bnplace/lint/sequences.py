@@ -236,6 +236,9 @@ class _Describer:
             self._assign(small.target, small.value, frame, small)
         elif isinstance(small, cst.AugAssign):
             self._augment(small, frame)
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Tuple):
+            for element in small.value.elements:  # ``self.add_module("bn", bn),``: a stray comma
+                self._run_expression(element.value, frame)
         elif isinstance(small, cst.Expr):
             self._run_expression(small.value, frame)
         elif isinstance(small, cst.Return) and small.value is not None:
@@ -292,8 +295,13 @@ class _Describer:
             if _is_module_dict(frame.values.get(receiver)):
                 self._add_entries(receiver, value, frame)
                 return
-            if method == "add_module" and receiver in frame.values and len(value.args) > 1:
-                self._extend(receiver, self._element(value.args[1].value, frame), frame)
+            builds_self = receiver == "self" and self._in_sequential_class
+            if method == "add_module" and (receiver in frame.values or builds_self) \
+                    and len(value.args) > 1:
+                found = self._element(value.args[1].value, frame)
+                if len(found) == 1:  # a lone layer sits at its whole call: a fix moves its name too
+                    found = (replace(found[0], location=self._location(value)),)
+                self._extend(receiver, found, frame)
                 return
             added = self._layers_of(value.args[0].value, frame)
             if method in ("append", "add") and (added is not None or receiver in frame.values):

@@ -250,3 +250,22 @@ def test_a_sequential_in_any_expression_is_a_sequence(name: str) -> None:
     source, arguments, line = CONTAINERS_OFF_THE_WALK[name]
     assert code_lines(source) == [("BNP002", line)]
     assert fixed(source)[0] == source.replace(arguments, arguments[:-1] + ", bias=False)", 1)
+
+
+def test_add_module_builds_a_sequential_and_a_fix_moves_each_name_with_its_module() -> None:
+    """torchvision's DenseNet: ``class _DenseLayer(nn.Sequential)`` with
+    ``self.add_module('norm1', ...),`` (a stray comma makes each a tuple statement)."""
+    source = ("class Layer(nn.Sequential):\n"
+              "    def __init__(self, c):\n"
+              "        super().__init__()\n"
+              "        self.add_module('conv', nn.Conv2d(c, c, 1)),\n"
+              "        self.add_module('drop', nn.Dropout(0.2)),\n"
+              "        self.add_module('norm', nn.BatchNorm2d(c)),\n"
+              "seq = nn.Sequential()\n"
+              "seq.add_module('drop', nn.Dropout(0.1))\n"
+              "seq.add_module('bn', nn.BatchNorm1d(3))\n")
+    assert code_lines(source) == [("BNP001", 6), ("BNP001", 9)]
+    lines = source.splitlines(keepends=True)
+    lines[4], lines[5], lines[7], lines[8] = lines[5], lines[4], lines[8], lines[7]
+    expected = "".join(lines).replace("(c, c, 1)", "(c, c, 1, bias=False)")
+    assert fixed(source) == (expected, [])
