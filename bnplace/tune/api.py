@@ -27,7 +27,7 @@ from bnplace.tune.winner import (WINNER_EXPORTED, WINNER_MODEL, WINNER_STATE_DIC
 
 RESULTS = "results.json"
 PLOTS = ("accuracy_vs_lr.png", "learning_curves.png")
-CHECKPOINTS = "checkpoints"  # the folder of the best trial's weights
+CHECKPOINTS = "checkpoints"  # the folder of each study's best trial's weights
 REPORT_FILES = (RESULTS, *PLOTS, WINNER_MODEL, WINNER_EXPORTED, WINNER_STATE_DICT)
 
 
@@ -75,7 +75,7 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
                            make_pruner(settings))
         study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
         trainer = Trainer(build, dataset.to(device), settings, device)
-        checkpoints = Checkpoints(settings.output / CHECKPOINTS)
+        checkpoints = Checkpoints(settings.output / CHECKPOINTS, name)
         threads = settings.threads or default_threads(probe, device)
         with cpu_threads(threads), LiveProgress(console, settings.progress) as progress:
             run_trials(study, Objective(trainer, checkpoints.save), settings, progress.update)

@@ -95,7 +95,7 @@ class BudgetTaken(Exception):
 class Objective:
     """One trial: train the suggested variant, report accuracy per epoch, record why it stopped."""
 
-    def __init__(self, trainer: Trainer, on_best: Callable[[int, nn.Module], None]) -> None:
+    def __init__(self, trainer: Trainer, on_best: Callable[[optuna.Trial, nn.Module], None]) -> None:
         self.trainer = trainer
         self.on_best = on_best
 
@@ -137,7 +137,7 @@ class Objective:
         value = run.val_accuracy[-1]
         best = best_completed(trial.study.get_trials(deepcopy=False))
         if best is None or value > best.value:
-            self.on_best(trial.number, model)
+            self.on_best(trial, model)
         return value
 
 

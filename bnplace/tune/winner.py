@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Union
 
+import optuna
 import torch
 from optuna.trial import FrozenTrial
 from torch import nn
@@ -17,21 +19,31 @@ WINNER_MODEL = "winner.pt"  # torch.save of the model: its class must be importa
 WINNER_EXPORTED = "winner.pt2"  # torch.export program: loads with torch alone, for inference
 WINNER_STATE_DICT = "winner_state_dict.pt"
 
+Trial = Union[optuna.Trial, FrozenTrial]
+
 
 class Checkpoints:
-    """One state_dict on disk: the best completed trial's, replaced when a trial beats it."""
+    """One state_dict on disk per study: its best completed trial's, replaced when a trial beats it.
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    Studies sharing an output folder (other ``--study-name``s, or a study started again after
+    its storage was deleted) number their trials alike, so a file is named by its study and by
+    its trial's number and start time: the winner never gets another study's weights.
+    """
 
-    def path(self, number: int) -> Path:
-        return self.folder / f"trial-{number}.pt"
+    def __init__(self, folder: Path, study_name: str) -> None:
+        self.folder = folder / study_name
 
-    def save(self, number: int, model: nn.Module) -> None:
+    def path(self, trial: Trial) -> Path:
+        started = trial.datetime_start
+        stamp = "" if started is None else started.strftime("-%Y%m%dT%H%M%S%f")
+        return self.folder / f"trial-{trial.number}{stamp}.pt"
+
+    def save(self, trial: Trial, model: nn.Module) -> None:
+        path = self.path(trial)
         self.folder.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), self.path(number))
+        torch.save(model.state_dict(), path)
         for older in self.folder.glob("trial-*.pt"):
-            if older != self.path(number):
+            if older != path:
                 older.unlink(missing_ok=True)  # another worker may have removed it already
 
 
@@ -43,7 +55,7 @@ def save_winner(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints,
     trained on another machine is trained again here from its parameters and seed.
     """
     placement = Placement.parse(best.params["placement"])
-    checkpoint = checkpoints.path(best.number)
+    checkpoint = checkpoints.path(best)
     if checkpoint.exists():
         model = build_variant(trainer.model_fn, placement, trainer.data.example,
                               trainer.shown_warnings)

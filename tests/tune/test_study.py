@@ -76,6 +76,23 @@ def test_saved_winner_reproduces_the_reported_accuracy(tmp_path):
     assert state.keys() == winner.state_dict().keys()
 
 
+def test_studies_sharing_an_output_folder_keep_their_own_winners(tmp_path):
+    def narrow():
+        return bnplace_models.MLP(hidden=(8,))
+
+    first = bnplace.tune(tiny_mlp, trials=1, epochs=1, study_name="wide", output=tmp_path,
+                         progress=False)
+    weights = torch.load(tmp_path / "winner_state_dict.pt")
+    bnplace.tune(narrow, trials=1, epochs=1, study_name="narrow", output=tmp_path, progress=False)
+
+    again = bnplace.tune(tiny_mlp, trials=1, epochs=1, study_name="wide", output=tmp_path,
+                         progress=False)   # the report again: the narrow study's trial 0 is no help
+
+    assert again.best == first.best
+    for name, tensor in torch.load(tmp_path / "winner_state_dict.pt").items():
+        torch.testing.assert_close(tensor, weights[name])
+
+
 def test_grid_sampler_covers_every_cell_once(tmp_path):
     placements = ("none", "before-activation")
     result = bnplace.tune(tiny_mlp, sampler="grid", pruner="none", placements=placements, epochs=1,
