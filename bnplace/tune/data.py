@@ -80,11 +80,15 @@ class LoaderBatches:
     dataset's length is not the number of samples the loader yields.
     """
 
-    def __init__(self, loader: DataLoader, device: torch.device = torch.device("cpu")) -> None:
-        self.loader, self.device = loader, device
+    def __init__(self, loader: DataLoader, device: torch.device = torch.device("cpu"),
+                 float_inputs: bool = False) -> None:
+        self.loader, self.device, self.float_inputs = loader, device, float_inputs
 
     def to(self, device: torch.device) -> LoaderBatches:
-        return LoaderBatches(self.loader, device)
+        return LoaderBatches(self.loader, device, self.float_inputs)
+
+    def with_float_inputs(self) -> LoaderBatches:
+        return LoaderBatches(self.loader, self.device, float_inputs=True)
 
     def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         """The loader's batches; one of a single sample is skipped, as for tensor data."""
@@ -93,7 +97,8 @@ class LoaderBatches:
     def in_order(self, batch_size: int) -> Iterator[Batch]:
         """The loader's batches on the device; targets as class indices (whole floats too)."""
         for inputs, targets in self.loader:
-            yield (inputs.to(self.device, non_blocking=True),
+            inputs = inputs.to(self.device, non_blocking=True)
+            yield (inputs.float() if self.float_inputs else inputs,
                    targets.to(self.device, non_blocking=True).long())
 
 
@@ -198,17 +203,23 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
         source = "has" if isinstance(train, TensorBatches) else "gives batches of"
         raise SpecError(f"the train data {source} {len(train_x)} sample: training needs batches "
                         "of at least 2 (BatchNorm)")
-    example = train_x[:2]
-    convertible = not example.is_floating_point() and all(
-        isinstance(part, TensorBatches) for part in (train, val))
-    accepted, output = _accepted_layout(model, [example, example.float()] if convertible
-                                        else [example])
-    if accepted is not example:  # integer inputs (pixels) that the model takes only as floats
-        train, val = train.with_float_inputs(), val.with_float_inputs()  # type: ignore[union-attr]
-        val_x = val_x.float()
-    _accepted_layout(model, [val_x[:2]], what="the validation inputs' shapes")
+    train, example, output = _taken_by(model, train, train_x, "the data's input shapes")
+    val, _, _ = _taken_by(model, val, val_x, "the validation inputs' shapes")
     _check_classes(output, train_y, val_y)
-    return Dataset(name, train, val, accepted)
+    return Dataset(name, train, val, example)
+
+
+def _taken_by(model: nn.Module, batches: Batches, inputs: torch.Tensor,
+              what: str) -> tuple[Batches, torch.Tensor, Any]:
+    """``batches`` with inputs the model runs on, a two-sample example of them and its output.
+
+    Inputs stay as they are when the model takes them (token ids for an embedding), else they
+    become float32, the dtype of a model's parameters: integer pixels, and numpy's float64.
+    """
+    example = inputs[:2]
+    candidates = [example] if example.dtype == torch.float32 else [example, example.float()]
+    accepted, output = _accepted_layout(model, candidates, what=what)
+    return (batches if accepted is example else batches.with_float_inputs()), accepted, output
 
 
 def _batches(part: Any, label: str) -> Batches:

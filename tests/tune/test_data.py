@@ -87,6 +87,19 @@ def test_integer_pixels_become_floats_for_a_model_that_takes_only_floats():
     assert data.train.inputs.dtype == data.val.inputs.dtype == data.example.dtype == torch.float32
 
 
+@pytest.mark.parametrize("wrap", [
+    lambda pair: tuple(t.numpy() for t in pair),   # numpy arrays: float64 unless told otherwise
+    lambda pair: DataLoader(TensorDataset(*pair), batch_size=8),
+])
+def test_float64_inputs_become_float32_for_a_float32_model(wrap):
+    train, val = ((x.double(), y) for x, y in _pairs())
+    data = load_data(lambda: (wrap(train), wrap(val)), MLP())
+    assert data.example.dtype == torch.float32
+    for part in (data.train, data.val):
+        assert {x.dtype for x, _ in part.in_order(8)} == {torch.float32}
+    assert 0 <= accuracy(MLP(), data.val, torch.device("cpu")) <= 1
+
+
 def test_user_data_of_the_wrong_shape_is_a_one_line_error():
     with pytest.raises(SpecError, match="must return \\(train, val\\)"):
         load_data(lambda: torch.zeros(3), MLP())
