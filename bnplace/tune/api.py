@@ -14,7 +14,7 @@ from rich.console import Console
 from torch import nn
 
 from bnplace.loading import model_factory
-from bnplace.tune.data import DataSource, load_data
+from bnplace.tune.data import DataSource, Dataset, load_data
 from bnplace.tune.options import TuneInputError, TuneOptions
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
@@ -71,7 +71,7 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     optuna.logging.set_verbosity(logging.ERROR)  # the progress bar and the report say it all
     try:
         study = open_study(settings, settings.output, name,
-                           _study_settings(settings, model_fn, model_kwargs, probe, dataset.name),
+                           _study_settings(settings, model_fn, model_kwargs, probe, dataset),
                            make_pruner(settings))
         study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
         trainer = Trainer(build, dataset.to(device), settings, device)
@@ -103,19 +103,21 @@ def _prepare_output(folder: Path) -> None:
 
 def _study_settings(options: TuneOptions, model_fn: ModelFactory | str,
                     model_kwargs: dict[str, Any] | None, probe: nn.Module,
-                    data: str) -> dict[str, Any]:
+                    data: Dataset) -> dict[str, Any]:
     """What defines a study: a re-run with other values must not silently join it (trials of
     two models mixed, and the winner's weights not fitting the model built at the end).
 
     The model is recorded as its spec, as given (the same on every machine sharing a study), or
     a callable's qualified name, with its kwargs and its number of parameters (which a lambda's
-    name does not tell apart).
+    name does not tell apart); the data as its name, sizes and input shape (a ``(train, val)``
+    pair has no name).
     """
     model = model_fn if isinstance(model_fn, str) else (
         f"{getattr(model_fn, '__module__', '?')}:"
         f"{getattr(model_fn, '__qualname__', type(model_fn).__qualname__)}")
     return {"model": model, "model_kwargs": model_kwargs or {},
-            "parameters": sum(p.numel() for p in probe.parameters()), "data": data,
+            "parameters": sum(p.numel() for p in probe.parameters()), "data": data.name,
+            "data_shape": data.shape(),
             "placements": [p.value for p in options.placements],
             "lr_min": options.lr_min, "lr_max": options.lr_max, "epochs": options.epochs,
             "batch_size": options.batch_size, "weight_decay": options.weight_decay,

@@ -117,6 +117,23 @@ class Dataset:
     def to(self, device: torch.device) -> Dataset:
         return Dataset(self.name, self.train.to(device), self.val.to(device), self.example)
 
+    def shape(self) -> dict[str, Any]:
+        """Sizes and input shape: what tells apart two datasets of one name (two ``(train, val)``
+        pairs, a data function edited) without reading them whole."""
+        return {"train": _size(self.train), "val": _size(self.val),
+                "inputs": list(self.example.shape[1:]),
+                "dtype": str(self.example.dtype).removeprefix("torch.")}
+
+
+def _size(batches: Batches) -> int | None:
+    """The samples a tensor set holds, or a DataLoader's dataset (None when it has no length)."""
+    if isinstance(batches, TensorBatches):
+        return len(batches)
+    try:
+        return len(batches.loader.dataset)  # type: ignore[arg-type]
+    except TypeError:  # an IterableDataset
+        return None
+
 
 def load_data(source: DataSource, model: nn.Module) -> Dataset:
     """Build the dataset ``source`` names: ``digits``, ``synthetic``, a SPEC, a function or a pair.

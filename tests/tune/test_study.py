@@ -166,6 +166,15 @@ def test_a_study_refuses_to_resume_with_other_settings(tmp_path):
         bnplace.tune(tiny_mlp, trials=2, epochs=2, output=tmp_path, progress=False)
 
 
+def test_another_unnamed_dataset_is_refused_not_mixed_into_the_study(tmp_path):
+    digits = load_data("digits", tiny_mlp())
+    pair = (digits.train.inputs, digits.train.targets), (digits.val.inputs, digits.val.targets)
+    bnplace.tune(tiny_mlp, pair, trials=1, epochs=1, output=tmp_path, progress=False)
+    smaller = (pair[0][0][:500], pair[0][1][:500]), pair[1]
+    with pytest.raises(TuneInputError, match="data_shape .*'train': 1437.* -> .*'train': 500"):
+        bnplace.tune(tiny_mlp, smaller, trials=2, epochs=1, output=tmp_path, progress=False)
+
+
 def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
     with pytest.raises(TuneInputError, match="batch-size must be at least 2, got 1"):
         bnplace.tune(tiny_mlp, batch_size=1, output=tmp_path, progress=False)
