@@ -80,6 +80,10 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
                       str(row["trials"]), _number(row["epoch_seconds"], ".4f"),
                       _signed_percent(row["overhead_vs_none"]), style=style)
     console.print(table)
+    untried = [name for name, row in summary["by_placement"].items() if row["trials"] == 0]
+    if untried:  # too few --trials (or --timeout): the winner beat only the placements tried
+        console.print(f"[bold yellow]Not tried[/]: {', '.join(untried)}; the study ended before "
+                      "reaching them (raise --trials to compare every placement).")
     if best is None:
         console.print("[bold red]No trial completed[/]: see the reasons in results.json.")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import warnings
@@ -9,6 +10,7 @@ import warnings
 import jsonschema
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 
 import bnplace
@@ -91,6 +93,16 @@ def test_studies_sharing_an_output_folder_keep_their_own_winners(tmp_path):
     assert again.best == first.best
     for name, tensor in torch.load(tmp_path / "winner_state_dict.pt").items():
         torch.testing.assert_close(tensor, weights[name])
+
+
+def test_a_study_of_fewer_trials_than_placements_names_the_ones_not_tried(tmp_path):
+    console = Console(file=io.StringIO(), width=200)
+    result = bnplace.tune(tiny_mlp, trials=2, epochs=1, output=tmp_path, progress=False,
+                          console=console)
+
+    assert [row["trials"] for row in result.by_placement.values()] == [1, 1, 0, 0]
+    assert ("Not tried: after-dropout, none; the study ended before reaching them (raise --trials "
+            "to compare every placement).") in console.file.getvalue().splitlines()
 
 
 def test_grid_sampler_covers_every_cell_once(tmp_path):
