@@ -6,8 +6,9 @@ instead of showing a traceback.
 A file is imported under a name that stays the same from run to run, because ``torch.save`` of a
 model records its class by module name (``winner.pt``, ``bnplace export --output``): the dotted
 path from the working folder when ``import`` finds the file that way (``examples/models.py`` ->
-``examples.models``), so a plain ``torch.load`` from that folder imports it again; else a name
-made from the file's absolute path (see :func:`file_module_name`).
+``examples.models``), so a plain ``torch.load`` from that folder imports it again; a file inside
+a package, by its package's dotted name (its relative imports need it); else a name made from
+the file's absolute path (see :func:`file_module_name`).
 """
 
 from __future__ import annotations
@@ -107,23 +108,54 @@ def describe_error(err: BaseException) -> str:
 
 def file_module_name(path: Path) -> str:
     """The module name a Python file is imported under (``path`` resolved): its dotted path from
-    the working folder when ``import`` finds the file by it, else
-    ``_bnplace_user_<stem>_<digest of the path>``, which only :func:`load_object` registers."""
-    try:
-        parts = path.with_suffix("").relative_to(Path.cwd().resolve()).parts
-    except ValueError:
-        parts = ()
-    if parts and all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
-        dotted = ".".join(parts)
-        _working_folder_on_path()
+    the working folder when ``import`` finds the file by it; else, for a file inside a package
+    (whose relative imports need that package), its dotted path from the folder above the
+    outermost package; else ``_bnplace_user_<stem>_<digest of the path>``. Names not found from
+    the working folder are registered by :func:`load_object` only."""
+    _working_folder_on_path()
+    dotted = _dotted_name(path, Path.cwd().resolve())
+    if dotted and _found_as(dotted, path):
+        return dotted
+    root = package_root(path)
+    dotted = _dotted_name(path, root) if root else None
+    if root and dotted:
+        sys.path.insert(0, str(root))
         try:
-            found = importlib.util.find_spec(dotted)
-        except Exception:  # a parent package that fails to import, or is no package
-            found = None
-        if found is not None and found.origin and Path(found.origin).resolve() == path:
-            return dotted
+            if _found_as(dotted, path):
+                return dotted
+        finally:
+            sys.path.remove(str(root))
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
     return f"{PRIVATE_PREFIX}{path.stem}_{digest}"
+
+
+def package_root(path: Path) -> Path | None:
+    """The folder above the outermost package holding the file ``path``; None outside packages."""
+    if not (path.parent / "__init__.py").is_file():
+        return None
+    folder = path.parent
+    while (folder.parent / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder.parent
+
+
+def _dotted_name(path: Path, folder: Path) -> str | None:
+    try:
+        parts = path.with_suffix("").relative_to(folder).parts
+    except ValueError:
+        return None
+    if parts and all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
+        return ".".join(parts)
+    return None
+
+
+def _found_as(dotted: str, path: Path) -> bool:
+    """Whether ``import dotted`` finds the file ``path`` (and not another module of that name)."""
+    try:
+        found = importlib.util.find_spec(dotted)
+    except Exception:  # a parent package that fails to import, or is no package
+        return False
+    return found is not None and bool(found.origin) and Path(found.origin).resolve() == path
 
 
 def _working_folder_on_path() -> None:
@@ -149,7 +181,9 @@ def _import_file(path_text: str) -> Any:
     module_name = file_module_name(path)
     if module_name in sys.modules:
         return sys.modules[module_name]
-    sys.path.insert(0, str(path.parent))  # sibling imports inside the user's file
+    # sibling imports inside the user's file, and the package of a file imported by its path
+    folders = [str(path.parent), *([str(package_root(path))] if package_root(path) else [])]
+    sys.path[:0] = folders
     try:
         if module_name.startswith(PRIVATE_PREFIX):
             return _exec_file(path, module_name)
@@ -159,7 +193,8 @@ def _import_file(path_text: str) -> Any:
     except Exception as err:
         raise SpecError(f"running {path_text} failed: {describe_error(err)}") from err
     finally:
-        sys.path.remove(str(path.parent))
+        for folder in folders:
+            sys.path.remove(folder)
 
 
 def _exec_file(path: Path, module_name: str) -> Any:
