@@ -61,9 +61,11 @@ def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[
     started_with = study.user_attrs.get(SETTINGS)
     if started_with is None:
         study.set_user_attr(SETTINGS, settings)
-    elif started_with != settings:
-        changed = ", ".join(f"{key} {started_with.get(key)!r} -> {value!r}"
-                            for key, value in settings.items() if started_with.get(key) != value)
+        return study
+    # a setting the study did not record (started by an older bnplace) cannot tell it apart
+    changed = ", ".join(f"{key} {started_with[key]!r} -> {value!r}" for key, value in settings.items()
+                        if key in started_with and started_with[key] != value)
+    if changed:
         other = "--study-name" if options.storage else "--study-name or --output"
         raise TuneInputError(f"study {name!r} was started with other settings ({changed}); "
                              f"run it with the same ones, or choose another {other}")

@@ -8,6 +8,7 @@ import math
 import warnings
 
 import jsonschema
+import optuna
 import pytest
 import torch
 from rich.console import Console
@@ -17,6 +18,7 @@ import bnplace
 from bnplace.placement import Placement
 from bnplace.tune.data import load_data
 from bnplace.tune.options import TuneInputError, TuneOptions
+from bnplace.tune.storage import SETTINGS
 from bnplace.tune.training import accuracy, resolve_device
 from bnplace.tune.variants import NoChainError
 from examples import models as bnplace_models
@@ -185,6 +187,16 @@ def test_another_unnamed_dataset_is_refused_not_mixed_into_the_study(tmp_path):
     smaller = (pair[0][0][:500], pair[0][1][:500]), pair[1]
     with pytest.raises(TuneInputError, match="data_shape .*'train': 1437.* -> .*'train': 500"):
         bnplace.tune(tiny_mlp, smaller, trials=2, epochs=1, output=tmp_path, progress=False)
+
+
+def test_a_study_started_before_a_setting_was_recorded_resumes(tmp_path):
+    first = bnplace.tune(tiny_mlp, trials=1, epochs=1, output=tmp_path, progress=False)
+    study = optuna.load_study(study_name=first.study_name, storage=first.storage)
+    older = {k: v for k, v in study.user_attrs[SETTINGS].items() if k != "data_shape"}
+    study.set_user_attr(SETTINGS, older)   # as an earlier bnplace recorded it
+
+    again = bnplace.tune(tiny_mlp, trials=2, epochs=1, output=tmp_path, progress=False)
+    assert [t["number"] for t in again.trials] == [0, 1]
 
 
 def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
