@@ -294,5 +294,7 @@ def _check_classes(output: Any, *targets: torch.Tensor) -> None:
     classes = output.shape[1]
     for part in targets:
         if len(part) and int(part.max()) >= classes:
+            hint = (": a binary classifier needs 2 outputs, one score per class (the tuner trains "
+                    "with cross-entropy, not with one logit and BCE)" if classes == 1 else "")
             raise SpecError(f"targets go up to class {int(part.max())} but the model "
-                            f"gives {classes} outputs per sample")
+                            f"gives {classes} output{'s' * (classes != 1)} per sample{hint}")

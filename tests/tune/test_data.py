@@ -125,6 +125,16 @@ def test_targets_beyond_the_models_outputs_are_refused():
         load_data("digits", MLP(num_classes=4))
 
 
+def test_a_binary_classifier_with_one_logit_is_told_to_give_two_outputs():
+    x, y = torch.randn(40, 64), torch.arange(40) % 2
+    with pytest.raises(SpecError) as refused:
+        load_data(lambda: ((x[:30], y[:30]), (x[30:], y[30:])), MLP(num_classes=1))
+    assert str(refused.value) == (
+        "targets go up to class 1 but the model gives 1 output per sample: a binary classifier "
+        "needs 2 outputs, one score per class (the tuner trains with cross-entropy, not with one "
+        "logit and BCE)")
+
+
 def test_a_model_that_returns_no_class_scores_is_refused():
     class TwoHeads(MLP):
         def forward(self, x):
