@@ -85,10 +85,10 @@ def tune(model_spec: str, model_kwargs: str | None, data: str, placements: str,
     from bnplace.tune.variants import NoChainError
 
     with reported_as_usage_errors(TuneInputError, DeviceError, NoChainError, TraceError):
-        chosen = tuple(name for name in placements.split(",") if name.strip())
         kwargs = parse_kwargs(model_kwargs)
         try:
-            result = run_tune(model_spec, data, model_kwargs=kwargs, placements=chosen, **options)
+            result = run_tune(model_spec, data, model_kwargs=kwargs, placements=placements,
+                              **options)
         except KeyboardInterrupt:
             click.echo("\nInterrupted: the finished trials are kept in the study. Run the same "
                        "command again to finish it.", err=True)

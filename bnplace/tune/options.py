@@ -27,7 +27,7 @@ class TuneInputError(ValueError):
 class TuneOptions:
     """Everything a study needs besides the model and the data (the CLI flags, one to one)."""
 
-    placements: tuple[Placement, ...] = tuple(Placement)
+    placements: tuple[Placement | str, ...] | str = tuple(Placement)  # or "a,b" as on the CLI
     trials: int | None = None
     epochs: int = 10
     batch_size: int = 64
@@ -47,8 +47,9 @@ class TuneOptions:
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
+        names = self.placements.split(",") if isinstance(self.placements, str) else self.placements
         try:
-            chosen = {Placement.parse(p) for p in self.placements}
+            chosen = {Placement.parse(p) for p in names if str(p).strip()}
         except ValueError as err:
             raise TuneInputError(str(err)) from None
         if not chosen:

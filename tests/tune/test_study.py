@@ -205,6 +205,11 @@ def test_a_batch_size_of_one_is_refused_before_training(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_placements_as_the_command_lines_comma_separated_text():
+    chosen = TuneOptions(placements="none, after-activation").placements
+    assert chosen == (Placement.AFTER_ACTIVATION, Placement.NONE)   # not "unknown placement 'n'"
+
+
 def test_the_same_placements_in_another_order_resume_the_study(tmp_path):
     bnplace.tune(tiny_mlp, placements=("none", "before-activation"), trials=1, epochs=1,
                  output=tmp_path, progress=False)
