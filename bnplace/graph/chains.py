@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import fx, nn
 
-from bnplace.graph.kinds import (activation_of, is_add, is_identity, is_pooling, is_reshape,
-                                 main_input, node_kind)
+from bnplace.graph.kinds import (activation_of, call_name, is_add, is_identity, is_mul,
+                                 is_pooling, is_reshape, main_input, node_kind)
 from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
 from bnplace.placement import LayerKind, Placement
@@ -169,7 +169,8 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
     members = [n for n in (linear, act, drop, bn) if n is not None]
     skipped = (skipped or _shared_member(part, members, kinds, calls)
                or _trailing_batchnorm(part, cur, bn, modules, kinds)
-               or _output_squashing(part, cur, act, modules))
+               or _output_squashing(part, cur, act, modules)
+               or _gate(part, cur, act, modules))
     container = _container(part, members, modules, positions_of)
     if skipped is None and part.training_dependent and container is None:
         skipped = part.training_dependent
@@ -244,6 +245,45 @@ def _only_output(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
         user.op == "output" or (is_reshape(user, modules) and main_input(user) is node
                                 and _only_output(user, modules))
         for user in node.users)
+
+
+BROADCASTS = ("expand", "expand_as")
+
+
+def _gate(part: TracedPart, end: fx.Node, act: fx.Node,
+          modules: dict[str, nn.Module]) -> str | None:
+    """Why a chain whose sigmoid/tanh/hardsigmoid output scales another tensor is left: it is a
+    gate (squeeze-and-excitation's ``x * sigmoid(fc2(s))``, CBAM, GLU's ``a * sigmoid(b)``), whose
+    values in (0, 1) say how much of that tensor passes; a BN before it would re-centre what the
+    gate means, and no published architecture puts one there.
+
+    Only the chain that ends in the gate is left. The chain before it in an SE block
+    (``fc1 → ReLU`` on the pooled tensor) is an ordinary hidden layer of the excitation MLP and is
+    rewritten like any other (timm's ``SEModule`` takes a ``norm_layer`` right there).
+    """
+    if activation_of(act, modules) not in SQUASHING_OUTPUTS:
+        return None
+    product = _gated_product(end, modules)
+    if product is None:
+        return None
+    return (f"`{_name(part, act)}` is a gate: its output scales another tensor in "
+            f"`{_name(part, product)}`")
+
+
+def _gated_product(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
+    """The multiplication in which ``node``'s value (through reshapes and ``expand``) scales
+    another computed tensor; a product with a constant or a parameter is no gate."""
+    for user in node.users:
+        if is_mul(user):
+            others = [a for a in (*user.args, *user.kwargs.values()) if a is not node]
+            if any(isinstance(a, fx.Node) and a.op != "get_attr" for a in others):
+                return user
+        elif main_input(user) is node and (is_reshape(user, modules) or (
+                user.op != "call_module" and call_name(user) in BROADCASTS)):
+            found = _gated_product(user, modules)
+            if found is not None:
+                return found
+    return None
 
 
 def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, drop: Any,

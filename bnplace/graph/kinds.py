@@ -41,6 +41,8 @@ def method_kinds() -> dict[str, LayerKind]:
 
 
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
+MUL_FUNCTIONS = (operator.mul, operator.imul, torch.mul)
+MUL_METHODS = ("mul", "mul_")
 _MAX_POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
 _MAX_POOL_FUNCTIONS = (F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d,
                        F.adaptive_max_pool2d, F.adaptive_max_pool3d)
@@ -119,6 +121,12 @@ def is_add(node: fx.Node) -> bool:
     if node.op == "call_function":
         return node.target in ADD_FUNCTIONS
     return node.op == "call_method" and node.target in ADD_METHODS
+
+
+def is_mul(node: fx.Node) -> bool:
+    if node.op == "call_function":
+        return node.target in MUL_FUNCTIONS
+    return node.op == "call_method" and node.target in MUL_METHODS
 
 
 def describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
