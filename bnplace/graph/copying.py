@@ -29,7 +29,20 @@ _plain_classes: dict[type, bool] = {}
 
 def copy_module(module: M) -> M:
     """An independent copy of ``module``, equivalent to ``copy.deepcopy(module)``."""
-    return _copy(module, {})
+    return _copy(module, _computed_attributes(module))
+
+
+def _computed_attributes(module: nn.Module) -> dict[int, Any]:
+    """A deepcopy memo holding detached copies of the plain tensor attributes computed in the
+    last forward (the old-style ``spectral_norm`` and ``weight_norm`` hooks set ``module.weight``
+    from ``weight_orig`` on every call): ``copy.deepcopy`` refuses such a non-leaf tensor, and the
+    hook computes it again on the next call."""
+    memo: dict[int, Any] = {}
+    for m in module.modules():
+        for value in vars(m).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone(memory_format=torch.preserve_format)
+    return memo
 
 
 def _plain(cls: type) -> bool:

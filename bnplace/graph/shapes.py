@@ -105,6 +105,27 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = value
 
 
+@contextlib.contextmanager
+def _plain_tensors_kept(model: nn.Module) -> Iterator[None]:
+    """Tensors the modules hold as plain attributes (not parameters or buffers) as they were,
+    afterwards. Hooks such as the old-style ``nn.utils.spectral_norm`` and ``weight_norm`` set
+    ``module.weight`` on every call: a fake run would leave a FakeTensor on the user's model (or
+    the rewritten one), which cannot be copied or saved."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    saved = [(m, {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)})
+             for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, tensors in saved:
+            for key, value in list(vars(m).items()):
+                if key in tensors:
+                    m.__dict__[key] = tensors[key]
+                elif isinstance(value, FakeTensor):  # cached by a hook during the fake run
+                    del m.__dict__[key]
+
+
 def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = False) -> None:
     """Record ``node.meta['tensor_meta']`` on every traced part's nodes, on fake tensors.
 
@@ -130,7 +151,7 @@ def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = F
                         for t in inputs)
     for part in traced.parts:  # built outside eval mode: a GraphModule copies its root's flag
         part.graph_module
-    with _eval_mode(traced.model), torch.no_grad():
+    with _eval_mode(traced.model), _plain_tensors_kept(traced.model), torch.no_grad():
         if len(traced.parts) == 1 and traced.parts[0].prefix == "":
             part_inputs = {"": (fake_inputs, {})}
         else:
