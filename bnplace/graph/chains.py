@@ -136,7 +136,7 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
                   and (is_identity(u, modules) or _continues(u, kinds, act, drop, bn))]
         if not follow:
             if act is None and len(users) == 1:
-                join = _residual_join(users[0], kinds)
+                join = _residual_join(users[0], kinds, modules)
                 if join is not None:
                     act = join
                     skipped = skipped or (
@@ -298,12 +298,22 @@ def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, 
     return False
 
 
-def _residual_join(user: fx.Node, kinds: dict[fx.Node, LayerKind | None]) -> fx.Node | None:
-    """The activation right after ``user`` when ``user`` adds ``cur`` to another value."""
-    if not is_add(user) or len(user.users) != 1:
+def _residual_join(user: fx.Node, kinds: dict[fx.Node, LayerKind | None],
+                   modules: dict[str, nn.Module]) -> fx.Node | None:
+    """The activation after ``user`` when ``user`` adds ``cur`` to other values: one residual
+    add (ResNet's ``relu(bn(conv(x)) + x)``) or a sum of branches, through ``nn.Identity``
+    (RepVGG's ``relu(se(dense + 1x1 + identity))``), so those chains are listed, and skipped."""
+    if not is_add(user):
         return None
-    after = next(iter(user.users))
-    return after if kinds[after] is LayerKind.ACTIVATION else None
+    node = user
+    while len(node.users) == 1:
+        after = next(iter(node.users))
+        if kinds[after] is LayerKind.ACTIVATION:
+            return after
+        if not (is_add(after) or (is_identity(after, modules) and main_input(after) is node)):
+            return None
+        node = after
+    return None
 
 
 def _other_users(part: TracedPart, cur: fx.Node, users: list[fx.Node]) -> str:
