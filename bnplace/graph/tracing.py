@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,25 @@ from bnplace.placement import LAYER_NAMES, LayerKind
 # fx would trace into a ScriptModule's compiled code and replace it by a plain module calling
 # ``self.pre._c.forward``: it is kept whole, as it is, and named among the untraced parts.
 SCRIPTED = "a TorchScript module (torch.jit.script): its compiled forward is kept as it is"
+# fx refuses to trace into a torch.compile wrapper, and a copy of one still calls the original's
+# compiled forward: it is kept whole too.
+COMPILED = ("a torch.compile module: its compiled forward is kept as it is (rewrite the model "
+            "before compiling it)")
+
+
+def _kept_compiled(module: nn.Module) -> str | None:
+    """Why a compiled submodule (TorchScript, torch.compile) is kept whole, or None."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return SCRIPTED
+    if _is_torch_compiled(module):
+        return COMPILED
+    return None
+
+
+def _is_torch_compiled(module: nn.Module) -> bool:
+    """A ``torch.compile`` wrapper; looked up only once dynamo is loaded (importing it is slow)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
 
 
 class TraceError(RuntimeError):
@@ -111,11 +131,12 @@ class ChainTracer(fx.Tracer):
         self.flags: list[_TrainingFlag] = []
         self.baked: str | None = None  # why self.training had to be baked in, if it was
         self.fixed: list[str] = []  # where a real value stood in for a proxy (ConcreteTracer)
-        self.scripted: dict[str, None] = {}  # TorchScript submodules met (kept whole, in order)
+        self.compiled: dict[str, str] = {}  # compiled submodules met (kept whole), and why
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, torch.jit.ScriptModule):
-            self.scripted.setdefault(module_qualified_name)
+        compiled = _kept_compiled(m)
+        if compiled is not None:
+            self.compiled.setdefault(module_qualified_name, compiled)
             return True
         if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types):
             return True
@@ -238,6 +259,10 @@ def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (
     traced again with the shapes its Python code reads fixed from them, and kept when that graph
     gives the model's outputs at their batch size and another (:mod:`bnplace.graph.concrete`).
     """
+    if _is_torch_compiled(model):
+        raise TraceError(f"{type(model._orig_mod).__name__} is compiled with torch.compile, whose "
+                         f"forward fx cannot trace: pass the model before compiling it "
+                         f"(`model._orig_mod`)")
     leaf = tuple(leaf_modules)
     parts: list[TracedPart] = []
     untraced: dict[str, str] = {}
@@ -298,8 +323,8 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
          for f in tracer.flags if f.used_in_control_flow), None)
     parts.append(TracedPart(prefix, module, attempt.graph, dependent, tuple(attempt.opaque),
                             ", ".join(tracer.fixed) or None))
-    for name in tracer.scripted:
-        untraced[_join(prefix, name)] = SCRIPTED
+    for name, why in tracer.compiled.items():
+        untraced[_join(prefix, name)] = why
     for name in attempt.opaque:
         if name in attempt.errors:  # its forward does not trace: its children may
             _trace_children(module.get_submodule(name), _join(prefix, name), leaf, parts,
@@ -326,7 +351,7 @@ def _with_branching_kept_whole(module: nn.Module, attempt: _Attempt, leaf: tuple
     if "" in owners:
         by_position = positionally_used(module)
         kept = [name for name, child in module.named_children()
-                if name not in by_position and not isinstance(child, torch.jit.ScriptModule)
+                if name not in by_position and _kept_compiled(child) is None
                 and not _is_chain_leaf(child, leaf)]
     else:
         kept = sorted(o for o in owners if not any(o.startswith(f"{p}.") for p in owners))
@@ -347,8 +372,8 @@ def _trace_children(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
             untraced[_join(prefix, name)] = (
                 f"the forward of `{prefix or type(module).__name__}`, which does not trace, "
                 f"indexes or iterates it, so changing its layers would change what that code picks")
-        elif isinstance(child, torch.jit.ScriptModule):
-            untraced[_join(prefix, name)] = SCRIPTED
+        elif (why := _kept_compiled(child)) is not None:
+            untraced[_join(prefix, name)] = why
         elif not _is_chain_leaf(child, leaf):
             _trace_into(child, _join(prefix, name), leaf, None, parts, untraced, first_error)
 

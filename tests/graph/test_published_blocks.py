@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bnplace import Placement
-from bnplace.graph import BnplaceWarning, find_chains, fold_with_report, rewrite
+from bnplace.graph import BnplaceWarning, TraceError, find_chains, fold_with_report, rewrite
 from tests.graph.helpers import outputs
 
 
@@ -84,3 +84,35 @@ def test_repvgg_branches_summed_before_the_relu_are_chains_left_as_they_are() ->
         for stage in ("stage0", "stage1") for branch in ("rbr_dense", "rbr_1x1")]
     assert list(report.left) == ["stage1.rbr_identity"]
     torch.testing.assert_close(folded(x), model.eval()(x))
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+        self.head = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.head(self.body(x))))
+
+
+def test_a_torch_compiled_submodule_is_kept_whole_and_named() -> None:
+    model = Net().eval()
+    model.body = torch.compile(model.body, backend="eager")
+    x = torch.randn(4, 8)
+    chains = find_chains(model)
+    assert [c.linear for c in chains] == ["head"]
+    assert chains.untraced == {"body": "a torch.compile module: its compiled forward is kept as "
+                                       "it is (rewrite the model before compiling it)"}
+    with pytest.warns(BnplaceWarning, match="left untraced .*`body`: a torch.compile module"):
+        new = rewrite(model, Placement.NONE)
+    torch.testing.assert_close(new(x), model(x), rtol=0, atol=0)
+
+
+def test_a_torch_compiled_model_is_a_one_line_trace_error() -> None:
+    compiled = torch.compile(Net(), backend="eager")
+    with pytest.raises(TraceError) as caught:
+        rewrite(compiled, Placement.BEFORE_ACTIVATION)
+    assert str(caught.value) == ("Net is compiled with torch.compile, whose forward fx cannot "
+                                 "trace: pass the model before compiling it (`model._orig_mod`)")
