@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libcst as cst
 from libcst.metadata import QualifiedName, QualifiedNameSource, Scope
 
+from bnplace.lint.bindings import Bindings
 from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_function,
                                kind_of_torch_module)
 
@@ -25,6 +26,8 @@ _CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.func
                          "tf": "tensorflow", "layers": "keras.layers"}
 # ``functools.partial`` as written after ``import functools`` or ``from functools import partial``.
 _PARTIAL = frozenset({"functools.partial", "partial"})
+# A class named through more names than this (``A = B``, ``B = partial(A)``...) is left unknown.
+_MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LayerClass:
 
     layer_type: LayerType
     preset: tuple[cst.Arg, ...] = ()
+    replaceable: bool = False  # a parameter's default: a caller may pass another class
 
     def arguments(self, call: cst.Call) -> cst.Call:
         """The call with the preset keywords after its own: the call's keywords win, as they
@@ -77,8 +81,10 @@ def _is_torch(package: list[str]) -> bool:
 class NameResolver:
     """Resolves callees of one module to library layer types."""
 
-    def __init__(self, module: cst.Module, scopes: Mapping[cst.CSTNode, Scope | None]) -> None:
+    def __init__(self, module: cst.Module, scopes: Mapping[cst.CSTNode, Scope | None],
+                 bindings: Bindings) -> None:
         self._scopes = scopes
+        self._bindings = bindings
         self._star_modules = _star_imported_modules(module)
         self.default_framework = "torch" if re.search(r"^\s*(import|from)\s+torch\b", module.code,
                                                       re.MULTILINE) else "keras"
@@ -133,20 +139,37 @@ class NameResolver:
             return None
         return self._bare_layer_type(name)
 
-    def layer_class(self, node: cst.BaseExpression) -> LayerClass | None:
-        """The layer class a value names: ``nn.BatchNorm2d``, or ``functools.partial`` of one
-        with keyword arguments only (a preset positional argument would shift the call's)."""
+    def layer_class(self, node: cst.BaseExpression, depth: int = 0) -> LayerClass | None:
+        """The layer class a value names: ``nn.BatchNorm2d``, ``functools.partial`` of one
+        with keyword arguments only (a preset positional argument would shift the call's), or a
+        name of this file bound once to one of these (``NORM = partial(nn.BatchNorm2d)`` at the
+        top of the module, ``self.norm_layer``, a parameter's default)."""
+        if depth > _MAX_DEPTH:
+            return None
         if isinstance(node, cst.Call) and self.dotted(node.func) in _PARTIAL and node.args:
             first, *preset = node.args
             if first.keyword is not None or first.star or any(arg.keyword is None
                                                               for arg in preset):
                 return None
-            found = self.layer_class(first.value)
-            return None if found is None else LayerClass(found.layer_type, tuple(preset))
-        layer_type = self.layer_type(node) if dotted_text(node) else None
+            found = self.layer_class(first.value, depth + 1)
+            return None if found is None else replace(found, preset=(*preset, *found.preset))
+        if dotted_text(node) is None:
+            return None
+        if self.dotted(node) is None:
+            return self._bound_class(node, depth)
+        layer_type = self.layer_type(node)
         if layer_type is None or layer_type.is_function:
             return None
         return LayerClass(layer_type)
+
+    def _bound_class(self, node: cst.BaseExpression, depth: int) -> LayerClass | None:
+        """The layer class a name of this file is bound to, once."""
+        assigned = self._bindings.assigned(node)
+        if assigned is not None:
+            return self.layer_class(assigned, depth + 1)
+        default = self._bindings.default(node)
+        found = None if default is None else self.layer_class(default, depth + 1)
+        return None if found is None else replace(found, replaceable=True)
 
     def is_sequential(self, node: cst.BaseExpression) -> bool:
         """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, ``Sequential``."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
+from bnplace.lint.bindings import Bindings
 from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
@@ -102,8 +103,9 @@ class _Describer:
         metadata = wrapper.resolve_many((PositionProvider, ScopeProvider))
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
-        self._names = NameResolver(module, self._scopes)
-        self._constants = Constants(module, self._scopes)
+        bindings = Bindings(module, self._scopes)
+        self._names = NameResolver(module, self._scopes, bindings)
+        self._constants = Constants(bindings)
         code = module.code  # rendered once: it walks the whole tree
         self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(code)) | {
             f"self.{name}" for name in _GETATTR_SELF.findall(code)}
@@ -263,11 +265,13 @@ class _Describer:
             return
         self._emit(frame.values.pop(key, ()))  # a name built up and then rebound (a second model)
         frame.tensors.pop(key, None)
+        frame.classes.pop(key, None)
         if layers is None:
             frame.tensors[key] = tensor
             layer_class = self._names.layer_class(value)
-            if layer_class is not None:
-                frame.classes[key] = layer_class
+            if layer_class is not None:  # bound under an ``if``: the name may hold another class
+                frame.classes[key] = replace(layer_class, replaceable=layer_class.replaceable
+                                             or bool(frame.guarded))
             return
         frame.values[key] = layers
         self._bind_entries(key, value, frame)
@@ -374,7 +378,7 @@ class _Describer:
             return (read_layer(layer_class.arguments(call), layer_class.layer_type, where, where,
                                movable=not frame.conditional,
                                int_value=self._constants.int_value,
-                               guarded=bool(frame.guarded)),)
+                               guarded=bool(frame.guarded) or layer_class.replaceable),)
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SELF_RETURNING:
             return self._layers_of(call.func.value, frame)
         if name in self._functions:

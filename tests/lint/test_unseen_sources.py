@@ -269,3 +269,96 @@ def test_add_module_builds_a_sequential_and_a_fix_moves_each_name_with_its_modul
     lines[4], lines[5], lines[7], lines[8] = lines[5], lines[4], lines[8], lines[7]
     expected = "".join(lines).replace("(c, c, 1)", "(c, c, 1, bias=False)")
     assert fixed(source) == (expected, [])
+
+
+# Names bound once at the top of the module or class, read inside functions and methods.
+BOUND_ONCE = ("import torch.nn as nn\n"
+              "from functools import partial\n"
+              "NORM = partial(nn.BatchNorm2d, eps=1e-3)\n"
+              "BatchNorm = nn.BatchNorm2d\n"
+              "Conv = partial(nn.Conv2d, bias=False)\n"
+              "class Net(nn.Module):\n"
+              "    norm_layer = nn.BatchNorm1d\n"
+              "    def __init__(self, c):\n"
+              "        super().__init__()\n"
+              "        self.conv1 = nn.Conv2d(c, c, 3)\n"
+              "        self.bn1 = NORM(c)\n"
+              "        self.conv2 = nn.Conv2d(c, c, 3)\n"
+              "        self.bn2 = BatchNorm(c)\n"
+              "        self.conv3 = Conv(c, c, 3)\n"
+              "        self.bn3 = self.norm_layer(c)\n"
+              "        self.fc = nn.Linear(c, c)\n"
+              "        self.bn4 = self.norm_layer(c)\n"
+              "    def forward(self, x):\n"
+              "        x = self.bn3(self.conv3(self.bn2(self.conv2(self.bn1(self.conv1(x))))))\n"
+              "        return self.bn4(self.fc(x))\n"
+              "def head(c):\n"
+              "    return nn.Sequential(nn.Linear(c, c), BatchNorm(c))\n")
+
+
+def test_names_bound_once_at_module_or_class_level_are_read_in_functions() -> None:
+    """``Conv``'s preset ``bias=False`` holds (no BNP002 on line 14), and it is read as a
+    Conv2d: BNP004 where the class attribute's BatchNorm1d reads it (line 19)."""
+    assert code_lines(BOUND_ONCE) == [("BNP002", 10), ("BNP002", 12), ("BNP002", 16),
+                                      ("BNP004", 19), ("BNP002", 22), ("BNP004", 22)]
+    expected = BOUND_ONCE.replace("nn.Conv2d(c, c, 3)", "nn.Conv2d(c, c, 3, bias=False)").replace(
+        "nn.Linear(c, c)", "nn.Linear(c, c, bias=False)")
+    assert fixed(BOUND_ONCE) == (expected, [("BNP004", 19), ("BNP004", 22)])
+
+
+REBOUND = {
+    "module name bound twice": (
+        "BatchNorm = nn.BatchNorm2d\n"
+        "BatchNorm = nn.Identity\n"
+        "def block(c):\n"
+        "    return nn.Sequential(nn.Conv2d(c, c, 3), BatchNorm(c))\n"),
+    "module name bound in try and except": (
+        "try:\n"
+        "    BatchNorm = nn.SyncBatchNorm\n"
+        "except AttributeError:\n"
+        "    BatchNorm = nn.Identity\n"
+        "def block(c):\n"
+        "    return nn.Sequential(nn.Conv2d(c, c, 3), BatchNorm(c))\n"),
+    "class attribute overridden by a subclass": (
+        "class Base(nn.Module):\n"
+        "    norm_layer = nn.BatchNorm2d\n"
+        "    def __init__(self, c):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Conv2d(c, c, 3), self.norm_layer(c))\n"
+        "class NoNorm(Base):\n"
+        "    norm_layer = nn.Identity\n"),
+    "class attribute set on self": (
+        "class Net(nn.Module):\n"
+        "    norm_layer = nn.BatchNorm2d\n"
+        "    def __init__(self, c, norm_layer):\n"
+        "        super().__init__()\n"
+        "        self.norm_layer = norm_layer\n"
+        "        self.body = nn.Sequential(nn.Conv2d(c, c, 3), self.norm_layer(c))\n"),
+    "local name rebound to something unknown": (
+        "def block(c, make):\n"
+        "    norm = nn.BatchNorm2d\n"
+        "    norm = make()\n"
+        "    return nn.Sequential(nn.Conv2d(c, c, 3), norm(c))\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REBOUND))
+def test_a_name_bound_more_than_once_is_unknown(name: str) -> None:
+    assert code_lines(REBOUND[name]) == []
+
+
+def test_a_norm_layer_parameter_is_reported_not_fixed() -> None:
+    """A default (or a class bound under ``if norm_layer is None:``) is what the code builds
+    when the caller passes nothing; a caller may pass ``nn.Identity``, which needs the bias."""
+    default = ("class Block(nn.Module):\n"
+               "    def __init__(self, c, norm_layer=nn.BatchNorm2d):\n"
+               "        super().__init__()\n"
+               "        self.conv = nn.Conv2d(c, c, 3)\n"
+               "        self.bn = norm_layer(c)\n"
+               "    def forward(self, x):\n"
+               "        return self.bn(self.conv(x))\n")
+    assert fixed(default) == (default, [("BNP002", 4)])
+    assigned = default.replace("norm_layer=nn.BatchNorm2d):\n", "norm_layer=None):\n"
+                               "        if norm_layer is None:\n"
+                               "            norm_layer = nn.BatchNorm2d\n")
+    assert fixed(assigned) == (assigned, [("BNP002", 6)])
