@@ -359,6 +359,26 @@ class _Describer:
             if left is None and right is None:
                 return None
             return (left or (self._opaque(node.left),)) + (right or (self._opaque(node.right),))
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
+            return self._repeated(node, frame)
+        return None
+
+    def _repeated(self, node: cst.BinaryOperation, frame: _Frame) -> Layers | None:
+        """``[a, b] * 3`` (or ``n * layers``): the list again after itself, so the last layer of
+        one copy feeds the first of the next. Two copies show every pair that more would; an
+        unknown count is read as two, as a loop body is. The copies after the first share the
+        written list's lines: --fix leaves them (swapping across the join would reorder the
+        list)."""
+        for items, count in ((node.left, node.right), (node.right, node.left)):
+            if not isinstance(items, (cst.List, cst.Tuple, cst.Name)):
+                continue
+            layers = self._layers_of(items, frame)
+            if layers is None:
+                continue
+            copies = self._constants.int_value(count)
+            if copies is not None and copies < 2:
+                return layers if copies == 1 else None
+            return layers + _fixed_in_place(layers)
         return None
 
     def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:

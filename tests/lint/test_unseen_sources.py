@@ -362,3 +362,33 @@ def test_a_norm_layer_parameter_is_reported_not_fixed() -> None:
                                "        if norm_layer is None:\n"
                                "            norm_layer = nn.BatchNorm2d\n")
     assert fixed(assigned) == (assigned, [("BNP002", 6)])
+
+
+def test_a_repeated_list_is_read_as_copies_joined_end_to_first() -> None:
+    """``[...] * 3`` repeats the layers: within a copy a finding is fixed once, in the one
+    written list; across the join (the last layer of a copy feeding the first of the next) it
+    is reported, not fixed: the two are not neighbours in the list."""
+    within = ("net = nn.Sequential(*[nn.Linear(8, 8),\n"
+              "                      nn.BatchNorm1d(8)] * 3)\n")
+    assert fixed(within) == (within.replace("(8, 8)", "(8, 8, bias=False)"), [])
+    swapped = ("layers = [nn.Linear(8, 8), nn.ReLU(),\n"
+               "          nn.Dropout(0.5),\n"
+               "          nn.BatchNorm1d(8)] * 2\n"
+               "net = nn.Sequential(*layers)\n")
+    assert fixed(swapped) == (swapped.replace("nn.Dropout(0.5),\n          nn.BatchNorm1d(8)",
+                                              "nn.BatchNorm1d(8),\n          nn.Dropout(0.5)"),
+                              [])
+    across = ("def make(n):\n"
+              "    layers = [nn.BatchNorm1d(8),\n"
+              "              nn.Linear(8, 8), nn.Dropout(0.5)] * n\n"
+              "    return nn.Sequential(*layers)\n")
+    assert fixed(across) == (across, [("BNP001", 2)])
+    once = "net = nn.Sequential(*[nn.BatchNorm1d(8), nn.Linear(8, 8), nn.Dropout(0.5)] * 1)\n"
+    assert code_lines(once) == []
+
+
+def test_a_linear_that_feeds_a_batchnorm_only_in_some_copies_keeps_its_bias() -> None:
+    """``[bn, fc] * 2``: the first copy's Linear feeds the next copy's BatchNorm, the last
+    copy's feeds nothing: one written layer, so its bias stays."""
+    source = "net = nn.Sequential(*(2 * [nn.BatchNorm1d(8), nn.Linear(8, 8)]))\n"
+    assert fixed(source) == (source, [("BNP002", 1)])
