@@ -58,11 +58,12 @@ class Bindings:
         name = node.attr.value
         if not (isinstance(method, FunctionScope) and isinstance(method.parent, ClassScope)):
             return None
+        value = self._value(method.parent.assignments[name])
+        if value is None:
+            return None
         if re.search(rf"\.{re.escape(name)}\b\s*\S{{0,2}}=", self._module.code):
             return None  # ``self.HIDDEN = hidden`` (or ``+=``) somewhere: not the class's value
-        if self._classes_assigning(name) > 1:
-            return None  # a subclass may override it
-        return self._value(method.parent.assignments[name])
+        return value if self._classes_assigning(name) == 1 else None  # a subclass may override
 
     def _classes_assigning(self, name: str) -> int:
         """How many class bodies in the file bind ``name`` at their top."""

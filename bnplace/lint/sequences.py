@@ -14,7 +14,9 @@ tables, in statement order:
 Sequences are the layer values (in the order the layers were added) and the data-flow paths that
 end in a value nothing else consumes. Order comes from data flow, never from neighbouring lines:
 two helper functions defined one after the other are no chain. ``if`` bodies are taken as run
-(a guarded ``if self.dropout is not None:`` layer is in the path), loop bodies as run twice (a list
+(a guarded ``if self.dropout is not None:`` layer is in the path), ``elif``/``else`` bodies and
+``match`` cases as alternatives to it, ``name := value`` as an assignment (also in a test), loop
+bodies as run twice (a list
 grown in a loop repeats), except a ``for`` over literal strings, which runs once per string with
 the name bound (``for name in ["fc", "bn"]: x = self.layers[name](x)``). The code is never
 imported or run.
@@ -90,6 +92,21 @@ class _Frame:
     def restore(self, other: _Frame) -> None:
         self.values, self.tensors = dict(other.values), dict(other.tensors)
         self.classes = dict(other.classes)
+
+    def forget(self, name: str) -> None:
+        """The name now holds something unknown."""
+        for table in (self.values, self.tensors, self.classes):
+            table.pop(name, None)
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """One alternative of an ``if``/``elif``/``else`` or a ``match``: its body, the test that
+    runs before it (an ``elif``'s, a case's guard) and the names its pattern captures."""
+
+    body: Sequence[cst.BaseStatement]
+    test: cst.BaseExpression | None = None
+    captured: tuple[str, ...] = ()
 
 
 def describe(wrapper: MetadataWrapper) -> Description:
@@ -170,6 +187,8 @@ class _Describer:
             self._run_class(statement)
         elif isinstance(statement, cst.If):
             self._run_if(statement, frame)
+        elif isinstance(statement, cst.Match):
+            self._run_match(statement, frame)
         elif isinstance(statement, (cst.For, cst.While)):
             self._run_loop(statement, frame)
         elif isinstance(statement, (cst.With, cst.Try, cst.TryStar)):
@@ -189,27 +208,53 @@ class _Describer:
             frame.loop_keys.update(bindings)
             later = 1 if run else 0
             frame.conditional += later
+            if isinstance(statement, cst.While):
+                self._run_walruses(statement.test, frame)
             self._run_block(statement.body.body, frame)
             frame.conditional -= later
         frame.loop_keys = outer
 
     def _run_if(self, statement: cst.If, frame: _Frame) -> None:
+        self._run_walruses(statement.test, frame)  # the first test always runs
+        self._run_branches(_if_branches(statement), frame)
+
+    def _run_match(self, statement: cst.Match, frame: _Frame) -> None:
+        """``match`` cases are alternatives, like ``if``/``elif``; a name a pattern captures
+        (``case [a, b]:``, ``case _ as y:``) holds a part of the subject nobody knows."""
+        self._run_walruses(statement.subject, frame)
+        self._run_branches([_Branch(case.body.body, case.guard, _captured_names(case.pattern))
+                            for case in statement.cases], frame)
+
+    def _run_branches(self, branches: Sequence[_Branch], frame: _Frame) -> None:
+        """Alternative bodies, each from the state before them and guarded: the walk goes on
+        from the first one's state (an ``if`` is taken as run), the others' values are emitted
+        and their data-flow paths end where they end."""
         before = frame.copy()
         frame.conditional += 1
         frame.guarded += 1
-        self._run_block(statement.body.body, frame)
-        if statement.orelse is not None:
-            taken = frame.copy()
+        taken: _Frame | None = None
+        for branch in branches:
             frame.restore(before)
-            if isinstance(statement.orelse, cst.If):
-                self._run_if(statement.orelse, frame)
+            for name in branch.captured:
+                frame.forget(name)
+            if branch.test is not None:
+                self._run_walruses(branch.test, frame)
+            self._run_block(branch.body, frame)
+            if taken is None:
+                taken = frame.copy()
             else:
-                self._run_block(statement.orelse.body.body, frame)
-            for layers in frame.values.values():
-                self._emit(layers)
+                for layers in frame.values.values():
+                    self._emit(layers)
+        if taken is not None:
             frame.restore(taken)
         frame.conditional -= 1
         frame.guarded -= 1
+
+    def _run_walruses(self, test: cst.BaseExpression, frame: _Frame) -> None:
+        """The ``name := value`` bindings in a test (``if (y := self.fc(x)) is not None:``),
+        which is otherwise not read: each binds its name like an assignment."""
+        for named in _walruses(test):
+            self._evaluate(named, frame)
 
     def _run_class(self, statement: cst.ClassDef) -> None:
         for nested in statement.body.body:
@@ -347,6 +392,13 @@ class _Describer:
             return self._elements(node.elements, frame)
         if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)):
             return frame.values.get(self._key(node, frame))
+        if isinstance(node, cst.NamedExpr):  # ``(fc := nn.Linear(8, 8))``: fc holds it too
+            layers = self._layers_of(node.value, frame)
+            key = self._key(node.target, frame)
+            if layers is not None and key is not None:
+                frame.forget(key)
+                frame.values[key] = layers
+            return layers
         if isinstance(node, cst.IfExp):  # ``nn.Dropout(p) if p else None``: the layer it may be
             frame.conditional += 1
             frame.guarded += 1
@@ -491,6 +543,10 @@ class _Describer:
             if right is not None:
                 self._chain((joined,), right)
             return self._chain((joined,), self._flow(node.left, frame))
+        if isinstance(node, cst.NamedExpr):  # ``(y := self.fc(x))``: y holds the tensor too
+            tensor = self._flow(node.value, frame)
+            self._bind(node.target, node.value, None, tensor, frame, node)
+            return tensor
         if isinstance(node, cst.IfExp):  # ``self.drop(x) if self.training else x``: taken as run
             frame.conditional += 1
             frame.guarded += 1
@@ -591,6 +647,68 @@ class _Describer:
         Sequential, a data-flow path), so rules see it used without a BatchNorm after it."""
         if len(layers) >= 2 or (lone and layers):
             self._sequences[layers] = None
+
+
+def _if_branches(statement: cst.If) -> list[_Branch]:
+    """The bodies of ``if``/``elif``.../``else``, each ``elif`` with its test."""
+    branches = [_Branch(statement.body.body)]
+    orelse = statement.orelse
+    while isinstance(orelse, cst.If):
+        branches.append(_Branch(orelse.body.body, orelse.test))
+        orelse = orelse.orelse
+    if orelse is not None:
+        branches.append(_Branch(orelse.body.body))
+    return branches
+
+
+def _walruses(node: cst.BaseExpression) -> list[cst.NamedExpr]:
+    """The outermost ``name := value`` expressions in an expression, outside lambdas and
+    comprehensions (which bind per element, when they run at all)."""
+    found: list[cst.NamedExpr] = []
+
+    class _Collector(cst.CSTVisitor):
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+            found.append(node)
+            return False
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+        def visit_ListComp(self, node: cst.ListComp) -> bool:
+            return False
+
+        def visit_SetComp(self, node: cst.SetComp) -> bool:
+            return False
+
+        def visit_DictComp(self, node: cst.DictComp) -> bool:
+            return False
+
+        def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+            return False
+
+    node.visit(_Collector())
+    return found
+
+
+def _captured_names(pattern: cst.MatchPattern) -> tuple[str, ...]:
+    """The names a ``case`` pattern binds: ``y`` in ``case [y, *rest]:`` or ``case _ as y:``."""
+    found: list[str] = []
+
+    class _Collector(cst.CSTVisitor):
+        def visit_MatchAs(self, node: cst.MatchAs) -> None:
+            if node.name is not None:
+                found.append(node.name.value)
+
+        def visit_MatchStar(self, node: cst.MatchStar) -> None:
+            if node.name is not None:
+                found.append(node.name.value)
+
+        def visit_MatchMapping(self, node: cst.MatchMapping) -> None:
+            if node.rest is not None:
+                found.append(node.rest.value)
+
+    pattern.visit(_Collector())
+    return tuple(found)
 
 
 def _is_super_init(func: cst.BaseExpression) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from bnplace.lint.config import Settings
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile
-from tests.lint.helpers import code_lines
+from tests.lint.helpers import code_lines, module_source
 
 
 def fixed(source: str) -> tuple[str, list[tuple[str, int]]]:
@@ -392,3 +392,38 @@ def test_a_linear_that_feeds_a_batchnorm_only_in_some_copies_keeps_its_bias() ->
     copy's feeds nothing: one written layer, so its bias stays."""
     source = "net = nn.Sequential(*(2 * [nn.BatchNorm1d(8), nn.Linear(8, 8)]))\n"
     assert fixed(source) == (source, [("BNP002", 1)])
+
+
+WALRUS_AND_MATCH = ("class Net(nn.Module):\n"
+                    "    def __init__(self):\n"
+                    "        super().__init__()\n"
+                    "        self.fc = nn.Linear(8, 8)\n"
+                    "        self.fc2 = nn.Linear(8, 8)\n"
+                    "        self.drop = nn.Dropout(0.5)\n"
+                    "        self.bn, self.bn2, self.bn3 = (nn.BatchNorm1d(8), nn.BatchNorm1d(8),\n"
+                    "                                       nn.BatchNorm1d(8))\n"
+                    "    def forward(self, x, mode):\n"
+                    "        if (h := self.drop(self.fc(x))) is None:\n"
+                    "            return x\n"
+                    "        match mode:\n"
+                    "            case 'norm':\n"
+                    "                x = self.bn(h)\n"
+                    "            case 'plain' if (z := self.fc2(x)) is not None:\n"
+                    "                x = self.bn2(z)\n"
+                    "            case [h, *_]:\n"
+                    "                x = self.bn3(h)\n"
+                    "        return x\n")
+
+
+def test_walrus_binds_a_name_and_match_cases_are_branches() -> None:
+    """``h := ...`` in an ``if`` test and ``z := ...`` in a case guard bind like assignments;
+    a case body runs only in that case, so its findings are reported, not fixed (without
+    ``bn2`` the bias of ``fc2`` counts); ``case [h, *_]`` rebinds ``h`` to a part of ``mode``
+    nobody knows: no BNP001 on line 18."""
+    assert fixed(WALRUS_AND_MATCH) == (WALRUS_AND_MATCH, [("BNP002", 5), ("BNP001", 14)])
+
+
+def test_a_walrus_in_a_comprehension_is_not_followed() -> None:
+    source = module_source(["self.drop = nn.Dropout(0.5)", "self.bn = nn.BatchNorm1d(8)"],
+                           ["return [self.bn(y) for z in x if (y := self.drop(z)) is not None]"])
+    assert code_lines(source) == []
