@@ -17,6 +17,7 @@ from bnplace.lint.files import SourceFile
 from bnplace.lint.findings import Finding
 from bnplace.lint.fixes import apply_fixes
 from bnplace.lint.layers import Location
+from bnplace.lint.names import OTHER_TORCH_BATCHNORMS
 from bnplace.lint.noqa import comments, is_suppressed
 from bnplace.lint.rules import run_rules
 from bnplace.lint.sequences import describe
@@ -26,7 +27,8 @@ _MAX_FIX_ROUNDS = 10
 _BATCHNORM_NAMES = LAYER_NAMES[LayerKind.BATCHNORM]
 _MENTIONS_BATCHNORM = re.compile("|".join(map(re.escape, sorted({
     *_BATCHNORM_NAMES.torch_modules, *_BATCHNORM_NAMES.torch_functions,
-    *_BATCHNORM_NAMES.keras_layers}))))
+    *_BATCHNORM_NAMES.keras_layers,
+    *(dotted.rpartition(".")[2] for dotted in OTHER_TORCH_BATCHNORMS)}))))
 
 
 def mentions_batchnorm(code: str) -> bool:

@@ -26,6 +26,13 @@ _CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.func
                          "tf": "tensorflow", "layers": "keras.layers"}
 # ``functools.partial`` as written after ``import functools`` or ``from functools import partial``.
 _PARTIAL = frozenset({"functools.partial", "partial"})
+# Batch norms of other torch libraries, by full dotted name. PyG's ``BatchNorm`` is
+# ``torch.nn.BatchNorm1d`` over the nodes of a batch of graphs: the same running statistics, so
+# the same mistakes. Its other norms (``LayerNorm``, ``GraphNorm``, ``InstanceNorm``, ``PairNorm``)
+# are not batch norms, and ``HeteroBatchNorm`` is left unread.
+OTHER_TORCH_BATCHNORMS = frozenset({"torch_geometric.nn.BatchNorm",
+                                    "torch_geometric.nn.norm.BatchNorm",
+                                    "torch_geometric.nn.norm.batch_norm.BatchNorm"})
 # A class named through more names than this (``A = B``, ``B = partial(A)``...) is left unknown.
 _MAX_DEPTH = 16
 
@@ -128,6 +135,8 @@ class NameResolver:
         if dotted is None:
             return None
         *package, name = dotted.split(".")
+        if dotted in OTHER_TORCH_BATCHNORMS:
+            return LayerType("torch", name, LayerKind.BATCHNORM)
         if _is_torch(package):
             if "functional" in package or package == ["torch"]:
                 kind = kind_of_torch_function(name)

@@ -427,3 +427,58 @@ def test_a_walrus_in_a_comprehension_is_not_followed() -> None:
     source = module_source(["self.drop = nn.Dropout(0.5)", "self.bn = nn.BatchNorm1d(8)"],
                            ["return [self.bn(y) for z in x if (y := self.drop(z)) is not None]"])
     assert code_lines(source) == []
+
+
+# Normalisation layers that are not BatchNorm: no running batch statistics, so no rule applies.
+NOT_BATCHNORM_TORCH = ("nn.LayerNorm(8)", "nn.GroupNorm(2, 8)", "nn.InstanceNorm1d(8)",
+                       "nn.LocalResponseNorm(2)", "torchvision.ops.FrozenBatchNorm2d(8)",
+                       "torch_geometric.nn.LayerNorm(8)", "torch_geometric.nn.GraphNorm(8)")
+NOT_BATCHNORM_KERAS = ("layers.LayerNormalization()", "layers.GroupNormalization(2)",
+                       "layers.UnitNormalization()", "keras.layers.Normalization()",
+                       "tfa.layers.GroupNormalization(2)")
+
+
+@pytest.mark.parametrize("norm", NOT_BATCHNORM_TORCH + NOT_BATCHNORM_KERAS)
+def test_a_normalisation_that_is_not_batchnorm_is_never_reported_as_one(norm: str) -> None:
+    """After a bias and after a Dropout, and built and thrown away: all fine for these. The
+    file names a real BatchNorm too, so it is parsed, not skipped by the text pre-filter."""
+    if norm in NOT_BATCHNORM_TORCH:
+        source = ("import torch, torchvision, torch_geometric\nimport torch.nn as nn\n"
+                  f"net = nn.Sequential(nn.Linear(8, 8), {norm}, nn.Dropout(0.5), {norm})\n"
+                  "ok = nn.Sequential(nn.Linear(8, 8, bias=False), nn.BatchNorm1d(8))\n")
+    else:
+        source = ("from tensorflow import keras\nfrom tensorflow.keras import layers\n"
+                  "import tensorflow_addons as tfa\n"
+                  f"net = keras.Sequential([layers.Dense(8), {norm}, layers.Dropout(0.5),\n"
+                  f"                        {norm}])\n"
+                  "ok = keras.Sequential([layers.Dense(8, use_bias=False),\n"
+                  "                      layers.BatchNormalization()])\n")
+    assert code_lines(source + f"{norm}\n", select=("BNP",)) == []
+
+
+def test_a_module_whose_name_contains_bn_is_what_it_is_built_as() -> None:
+    source = module_source(["self.fc = nn.Linear(8, 8)", "self.bn_relu = nn.ReLU()",
+                            "self.bn = nn.BatchNorm1d(8)"],
+                           ["return self.bn(self.bn_relu(self.fc(x)))"])
+    assert code_lines(source, select=("BNP",)) == []
+    assert code_lines(source.replace("self.bn(self.bn_relu(", "self.bn_relu(("),
+                      select=("BNP",)) == [("BNP003", 6)]
+
+
+def test_pyg_batchnorm_is_a_batchnorm_over_nodes() -> None:
+    """torch_geometric.nn.BatchNorm is torch.nn.BatchNorm1d over a batch's nodes."""
+    source = ("import torch\n"
+              "from torch_geometric.nn import BatchNorm, GCNConv\n"
+              "class Net(torch.nn.Module):\n"
+              "    def __init__(self):\n"
+              "        super().__init__()\n"
+              "        self.conv = GCNConv(8, 8)\n"
+              "        self.drop = torch.nn.Dropout(0.5)\n"
+              "        self.bn = BatchNorm(8)\n"
+              "        self.lin = torch.nn.Linear(8, 8)\n"
+              "        self.bn_out = torch_geometric.nn.norm.BatchNorm(8)\n"
+              "    def forward(self, x, edge_index):\n"
+              "        x = self.bn(self.drop(self.conv(x, edge_index)))\n"
+              "        return self.bn_out(self.lin(x))\n")
+    assert fixed(source) == (source.replace("self.bn(self.drop(", "self.drop(self.bn(").replace(
+        "Linear(8, 8)", "Linear(8, 8, bias=False)"), [])
