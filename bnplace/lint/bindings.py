@@ -48,6 +48,15 @@ class Bindings:
             return found[0].node.default
         return None
 
+    def defined_class(self, node: cst.BaseExpression) -> cst.ClassDef | None:
+        """The class statement a name reads, when that is its one binding."""
+        scope = self._scopes.get(node) if isinstance(node, cst.Name) else None
+        found = list(scope[node.value]) if scope is not None else []
+        if len(found) == 1 and isinstance(found[0], Assignment) \
+                and isinstance(found[0].node, cst.ClassDef):
+            return found[0].node
+        return None
+
     def _class_attribute(self, node: cst.Attribute) -> cst.BaseExpression | None:
         """``self.HIDDEN`` in a method: the class body's ``HIDDEN = 128``, unless the file
         assigns the attribute elsewhere too (``self.HIDDEN = hidden``, or a class overriding it)."""

@@ -173,12 +173,27 @@ class NameResolver:
 
     def _bound_class(self, node: cst.BaseExpression, depth: int) -> LayerClass | None:
         """The layer class a name of this file is bound to, once."""
+        defined = self._bindings.defined_class(node)
+        if defined is not None:
+            return self._batchnorm_subclass(defined, depth)
         assigned = self._bindings.assigned(node)
         if assigned is not None:
             return self.layer_class(assigned, depth + 1)
         default = self._bindings.default(node)
         found = None if default is None else self.layer_class(default, depth + 1)
         return None if found is None else replace(found, replaceable=True)
+
+    def _batchnorm_subclass(self, defined: cst.ClassDef, depth: int) -> LayerClass | None:
+        """A class of this file with one base, a BatchNorm (``class ParallelBatchNorm1d(
+        nn.BatchNorm1d)``), is a BatchNorm under its own name: whatever it adds, it normalises
+        with batch statistics. A subclass of another layer stays unknown: it may change what
+        its arguments mean (a conv's bias)."""
+        bases = [base.value for base in defined.bases if base.keyword is None]
+        found = self.layer_class(bases[0], depth + 1) if len(bases) == 1 else None
+        if found is None or found.layer_type.kind is not LayerKind.BATCHNORM:
+            return None
+        own = replace(found.layer_type, name=defined.name.value)
+        return LayerClass(own, replaceable=found.replaceable)
 
     def is_sequential(self, node: cst.BaseExpression) -> bool:
         """``nn.Sequential``, ``keras.Sequential``, ``keras.models.Sequential``, ``Sequential``."""

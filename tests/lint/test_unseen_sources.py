@@ -482,3 +482,22 @@ def test_pyg_batchnorm_is_a_batchnorm_over_nodes() -> None:
               "        return self.bn_out(self.lin(x))\n")
     assert fixed(source) == (source.replace("self.bn(self.drop(", "self.drop(self.bn(").replace(
         "Linear(8, 8)", "Linear(8, 8, bias=False)"), [])
+
+
+def test_a_subclass_of_a_batchnorm_is_a_batchnorm() -> None:
+    """``class ParallelBatchNorm1d(nn.BatchNorm1d)`` overriding ``forward`` (seen in public MLP
+    code), and a subclass of that; a subclass of a conv may change what ``bias`` means: unknown."""
+    source = ("import torch.nn as nn\n"
+              "class ParallelBatchNorm1d(nn.BatchNorm1d):\n"
+              "    def forward(self, x):\n"
+              "        return super().forward(x.view(-1, x.shape[2])).view(*x.shape)\n"
+              "class Frozen(ParallelBatchNorm1d):\n"
+              "    pass\n"
+              "class StdConv(nn.Conv2d):\n"
+              "    pass\n"
+              "def fc_layer(i, o):\n"
+              "    return nn.Sequential(nn.Linear(i, o), ParallelBatchNorm1d(o))\n"
+              "net = nn.Sequential(nn.Dropout(0.5), Frozen(8))\n"
+              "convs = nn.Sequential(StdConv(3, 8, 3), nn.BatchNorm2d(8))\n"
+              "Frozen(8)\n")
+    assert code_lines(source) == [("BNP002", 10), ("BNP001", 11), ("BNP003", 13)]
