@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import tempfile
@@ -10,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 from rich.console import Console
 from torch import nn
 
 from bnplace.loading import model_factory
 from bnplace.tune.data import DataSource, Dataset, load_data
+from bnplace.tune.files import StagedFiles
 from bnplace.tune.options import TuneInputError, TuneOptions
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
@@ -22,13 +25,12 @@ from bnplace.tune.storage import best_completed, open_study, storage_url
 from bnplace.tune.study import Objective, Trainer, make_pruner, make_sampler, run_trials
 from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
-from bnplace.tune.winner import (WINNER_EXPORTED, WINNER_MODEL, WINNER_STATE_DICT, Checkpoints,
-                                 save_winner)
+from bnplace.tune.winner import WINNER_FILES, Checkpoints, stage_winner
 
 RESULTS = "results.json"
 PLOTS = ("accuracy_vs_lr.png", "learning_curves.png")
 CHECKPOINTS = "checkpoints"  # the folder of each study's best trial's weights
-REPORT_FILES = (RESULTS, *PLOTS, WINNER_MODEL, WINNER_EXPORTED, WINNER_STATE_DICT)
+REPORT_FILES = (RESULTS, *PLOTS, *WINNER_FILES)
 
 
 @dataclass
@@ -129,17 +131,23 @@ def _report(study: optuna.Study, options: TuneOptions, trainer: Trainer,
     assert options.output is not None and options.study_name is not None
     trials = study.get_trials(deepcopy=False)
     summary = summarize(trials, options.placements)
-    files = [options.output / RESULTS]
-    write_results(summary, files[0])
-    best = best_completed(trials)
-    if best is not None:
-        files += save_winner(best, trainer, checkpoints, options.output)
-    plot_accuracy_vs_lr(trials, options.placements, options.output / PLOTS[0])
-    plot_learning_curves(trials, options.placements, options.output / PLOTS[1])
-    files += [options.output / plot for plot in PLOTS]
+    files = _write_report_files(trials, summary, options, trainer, checkpoints)
     print_table(console, summary)
     console.print(f"Study {options.study_name!r} in {storage_url(options, options.output)}; "
                   f"files in {options.output}/")
     return TuneResult(summary["best"], summary["by_placement"], summary["trials"],
                       options.study_name, storage_url(options, options.output),
                       options.output, files)
+
+
+def _write_report_files(trials: list[FrozenTrial], summary: dict[str, Any], options: TuneOptions,
+                        trainer: Trainer, checkpoints: Checkpoints) -> list[Path]:
+    """Write the winner, the plots and results.json, the file naming the winner, last: Ctrl-C
+    or an error on the way leaves the folder's earlier report whole; the paths written."""
+    assert options.output is not None
+    with StagedFiles(options.output) as files:
+        stage_winner(best_completed(trials), trainer, checkpoints, files)
+        for name, plot in zip(PLOTS, (plot_accuracy_vs_lr, plot_learning_curves)):
+            files.write(name, functools.partial(plot, trials, options.placements))
+        files.write(RESULTS, functools.partial(write_results, summary))
+        return files.commit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from pathlib import Path
 from typing import Union
 
@@ -12,12 +12,14 @@ from optuna.trial import FrozenTrial
 from torch import nn
 
 from bnplace.placement import Placement
+from bnplace.tune.files import Save, StagedFiles, write_atomically
 from bnplace.tune.study import Trainer, trial_seed
 from bnplace.tune.variants import build_variant
 
 WINNER_MODEL = "winner.pt"  # torch.save of the model: its class must be importable to load it
 WINNER_EXPORTED = "winner.pt2"  # torch.export program: loads with torch alone, for inference
 WINNER_STATE_DICT = "winner_state_dict.pt"
+WINNER_FILES = (WINNER_STATE_DICT, WINNER_MODEL, WINNER_EXPORTED)
 
 Trial = Union[optuna.Trial, FrozenTrial]
 
@@ -41,19 +43,37 @@ class Checkpoints:
     def save(self, trial: Trial, model: nn.Module) -> None:
         path = self.path(trial)
         self.folder.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
+        write_atomically(path, functools.partial(torch.save, model.state_dict()))
         for older in self.folder.glob("trial-*.pt"):
             if older != path:
                 older.unlink(missing_ok=True)  # another worker may have removed it already
 
 
-def save_winner(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints,
-                output: Path) -> list[Path]:
-    """Write the winning model and its state_dict; the files written.
+def stage_winner(best: FrozenTrial | None, trainer: Trainer, checkpoints: Checkpoints,
+                 files: StagedFiles) -> None:
+    """Write the winning model and its state_dict aside in ``files``; with no winner (or a model
+    that cannot be pickled or exported), have the old files of that name removed, so none is
+    left beside a results.json that does not describe it.
 
     Its weights come from the checkpoint this process (or one sharing the folder) kept; a trial
     trained on another machine is trained again here from its parameters and seed.
     """
+    if best is None:
+        for name in WINNER_FILES:
+            files.remove(name)
+        return
+    model = _winner_model(best, trainer, checkpoints)
+    files.write(WINNER_STATE_DICT, functools.partial(torch.save, model.state_dict()))
+    for name, save in ((WINNER_MODEL, functools.partial(torch.save, model)),
+                       (WINNER_EXPORTED, _export(model, trainer.data.example))):
+        try:
+            files.write(name, save)
+        except Exception:  # a model that cannot be pickled or exported: the rest is still there
+            files.remove(name)
+
+
+def _winner_model(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints) -> nn.Module:
+    """The best trial's model in eval mode on the CPU, from its checkpoint or trained again."""
     placement = Placement.parse(best.params["placement"])
     checkpoint = checkpoints.path(best)
     if checkpoint.exists():
@@ -63,21 +83,12 @@ def save_winner(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints,
     else:
         model, _ = trainer.fit(placement, best.params["lr"], best.params.get("weight_decay", 0.0),
                                trial_seed(trainer.options, best.number))
-    model = model.cpu().eval()
-    torch.save(model.state_dict(), output / WINNER_STATE_DICT)
-    written = [output / WINNER_STATE_DICT]
-    for name, save in ((WINNER_MODEL, torch.save), (WINNER_EXPORTED, _export(trainer.data.example))):
-        try:
-            save(model, output / name)
-            written.append(output / name)
-        except Exception:  # a model that cannot be pickled or exported: the rest is still there
-            (output / name).unlink(missing_ok=True)
-    return written
+    return model.cpu().eval()
 
 
-def _export(example: torch.Tensor) -> Callable[[nn.Module, Path], None]:
-    """Save a model as a torch.export program taking any batch size, like ``example``."""
-    def save(model: nn.Module, path: Path) -> None:
+def _export(model: nn.Module, example: torch.Tensor) -> Save:
+    """Save ``model`` as a torch.export program taking any batch size, like ``example``."""
+    def save(path: Path) -> None:
         batch = torch.export.Dim("batch")
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
         torch.export.save(program, path)
