@@ -99,7 +99,7 @@ class LoaderBatches:
         for inputs, targets in self.loader:
             inputs = inputs.to(self.device, non_blocking=True)
             yield (inputs.float() if self.float_inputs else inputs,
-                   targets.to(self.device, non_blocking=True).long())
+                   _one_per_sample(targets).to(self.device, non_blocking=True).long())
 
 
 Batches = Union[TensorBatches, LoaderBatches]
@@ -251,12 +251,21 @@ def _batches(part: Any, label: str) -> Batches:
                     f"DataLoader, got {type(part).__name__}")
 
 
+def _one_per_sample(targets: torch.Tensor) -> torch.Tensor:
+    """Labels of shape (N, 1) (a DataFrame column as ``df[["label"]].values``) as shape (N,):
+    cross-entropy wants one index per sample, and accuracy would compare each prediction with
+    every label instead."""
+    return targets.squeeze(1) if targets.dim() == 2 and targets.shape[1] == 1 else targets
+
+
 def _class_indices(targets: torch.Tensor, label: str) -> torch.Tensor:
     """``targets`` as class indices; the tuner trains classifiers (cross-entropy, accuracy)."""
+    targets = _one_per_sample(targets)
     whole = not targets.is_floating_point() or bool((targets == targets.round()).all())
     if targets.dim() != 1 or not whole or bool((targets < 0).any()):
         raise SpecError(f"{label} targets must be class indices (one non-negative integer per "
-                        f"sample), got {targets.dtype} of shape {tuple(targets.shape)}: the "
+                        f"sample, shape (N,) or (N, 1)), got {targets.dtype} of shape "
+                        f"{tuple(targets.shape)}: the "
                         "tuner trains classifiers with cross-entropy")
     return targets.long()
 

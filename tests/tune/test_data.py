@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 import pytest
 from sklearn.datasets import load_digits
 
+import bnplace
 from bnplace.loading import SpecError
 from bnplace.tune import data as data_module
 from bnplace.tune.data import LoaderBatches, TensorBatches, load_data
@@ -232,3 +233,24 @@ def test_a_loaders_lone_last_sample_is_skipped_in_training_like_tensor_data():
     batches = LoaderBatches(DataLoader(TensorDataset(x, y), batch_size=16))
     assert [len(t) for _, t in batches.shuffled(16, torch.Generator())] == [16, 16]
     assert [len(t) for _, t in batches.in_order(16)] == [16, 16, 1]  # evaluation sees all
+
+
+@pytest.mark.parametrize("wrap", [lambda pair: pair,
+                                  lambda pair: DataLoader(TensorDataset(*pair), batch_size=16)])
+def test_labels_of_shape_n_by_1_are_class_indices_in_training_and_evaluation(wrap):
+    targets = torch.arange(40) % 10
+    column = torch.from_numpy(targets.numpy()[:, None])  # as df[["label"]].values: (40, 1)
+    inputs = F.one_hot(targets, 10).float()
+    data = load_data(lambda: (wrap((inputs, column)), wrap((inputs, column))), nn.Identity())
+
+    batches = data.train.shuffled(16, torch.Generator())
+    assert [tuple(batch.shape) for _, batch in batches] == [(16,), (16,), (8,)]
+    assert accuracy(nn.Identity(), data.val, torch.device("cpu")) == 1.0
+
+
+def test_a_study_trains_on_a_loader_of_labels_of_shape_n_by_1(tmp_path):
+    (x, y), (val_x, val_y) = _pairs()
+    result = bnplace.tune(lambda: MLP(hidden=(16,)), lambda: _loaders((x, y[:, None]),
+                                                                      (val_x, val_y[:, None])),
+                          trials=1, epochs=1, output=tmp_path, progress=False)
+    assert [trial["state"] for trial in result.trials] == ["COMPLETE"]
