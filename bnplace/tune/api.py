@@ -18,7 +18,7 @@ from torch import nn
 from bnplace.loading import model_factory
 from bnplace.tune.data import DataSource, Dataset, load_data
 from bnplace.tune.files import StagedFiles
-from bnplace.tune.options import TuneInputError, TuneOptions
+from bnplace.tune.options import TuneInputError, TuneOptions, options_from
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
 from bnplace.tune.storage import best_completed, open_study, storage_url
@@ -56,7 +56,7 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     returning ``(train, val)``, or such a pair. ``options`` are :class:`TuneOptions` fields
     (the CLI flags). Ctrl-C raises KeyboardInterrupt; finished trials stay in the storage.
     """
-    settings = TuneOptions(**options)
+    settings = options_from(options, also_valid=("data", "model_kwargs", "console"))
     device = resolve_device(settings.device)
     build = model_factory(model_fn, model_kwargs) if isinstance(model_fn, str) else model_fn
     probe = build()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,6 +102,21 @@ class TuneOptions:
         if self.weight_decay:  # a fixed middle value: the grid is placement × lr only
             cell["weight_decay"] = math.sqrt(WEIGHT_DECAY_RANGE[0] * WEIGHT_DECAY_RANGE[1])
         return cell
+
+
+def options_from(given: Mapping[str, Any], also_valid: Iterable[str] = ()) -> TuneOptions:
+    """TuneOptions from keyword arguments; a misspelt name is a TuneInputError naming the closest
+    valid one (as the command line does for a flag), not Python's bare TypeError.
+
+    ``also_valid`` are the caller's own keyword arguments, offered as suggestions too.
+    """
+    valid = [option.name for option in fields(TuneOptions)] + list(also_valid)
+    for name in given:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"choose from: {', '.join(valid)}"
+            raise TuneInputError(f"unknown option {name!r}; {hint}")
+    return TuneOptions(**given)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -210,6 +210,25 @@ def test_placements_as_the_command_lines_comma_separated_text():
     assert chosen == (Placement.AFTER_ACTIVATION, Placement.NONE)   # not "unknown placement 'n'"
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"epoch": 3}, "unknown option 'epoch'; did you mean 'epochs'?"),
+    ({"model_kwarg": {}}, "unknown option 'model_kwarg'; did you mean 'model_kwargs'?"),
+    ({"colour": True}, "unknown option 'colour'; choose from: placements, trials, epochs, "
+                       "batch_size, lr_min, lr_max, weight_decay, sampler, pruner, storage, "
+                       "study_name, device, seed, timeout, output, heartbeat, threads, progress, "
+                       "data, model_kwargs, console"),
+])
+def test_a_misspelt_option_names_the_closest_valid_one_before_anything_runs(
+        tmp_path, options, message):
+    def never_built():
+        raise AssertionError("no model is built for a misspelt option")
+
+    with pytest.raises(TuneInputError) as refused:
+        bnplace.tune(never_built, output=tmp_path, **options)
+    assert str(refused.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_same_placements_in_another_order_resume_the_study(tmp_path):
     bnplace.tune(tiny_mlp, placements=("none", "before-activation"), trials=1, epochs=1,
                  output=tmp_path, progress=False)
