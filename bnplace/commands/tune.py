@@ -53,7 +53,9 @@ NO_TRIAL_COMPLETED_EXIT = 1
               help="An Optuna storage URL (sqlite:///f.db, postgresql://user@host/db) shared by every "
                    "worker of the study. [default: a SQLite file in the output folder]")
 @click.option("--study-name", metavar="NAME",
-              help="The study to create, resume or join. [default: <model>-<data>]")
+              help="The study to create, resume or join. [default: <model>-<data>, <model> being "
+                   "the class --model names, or the function: Lesson3Head-digits, "
+                   "make_net-digits]")
 @click.option("--device", default=_DEFAULTS.device, show_default=True, metavar="auto|cpu|cuda",
               help="Where to train: auto takes CUDA (with bf16 autocast) when available.")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 import tempfile
@@ -15,7 +16,7 @@ from optuna.trial import FrozenTrial
 from rich.console import Console
 from torch import nn
 
-from bnplace.loading import model_factory
+from bnplace.loading import load_object, model_factory
 from bnplace.tune.data import DataSource, Dataset, load_data
 from bnplace.tune.files import StagedFiles
 from bnplace.tune.options import TuneInputError, TuneOptions, options_from
@@ -62,7 +63,8 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     probe = build()
     dataset = load_data(data, probe)
     require_chains(probe, dataset.example)
-    name = settings.study_name or re.sub(r"[^\w.\-]+", "_", f"{type(probe).__name__}-{dataset.name}")
+    name = settings.study_name or re.sub(r"[^\w.\-]+", "_",
+                                         f"{_model_name(model_fn, probe)}-{dataset.name}")
     settings = replace(settings, study_name=name,
                        output=Path(settings.output or Path("bnplace-runs") / name))
     assert settings.output is not None
@@ -84,6 +86,16 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
         return _report(study, settings, trainer, checkpoints, console)
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _model_name(model_fn: ModelFactory | str, probe: nn.Module) -> str:
+    """What a default study name calls the model: a named function's own name, since two
+    factories returning ``nn.Sequential`` would otherwise share one study and folder; else (a
+    class, a lambda, a partial) the class of the model it builds."""
+    target = load_object(model_fn) if isinstance(model_fn, str) else model_fn
+    if inspect.isfunction(target) and target.__name__ != "<lambda>":
+        return target.__name__
+    return type(probe).__name__
 
 
 def _prepare_output(folder: Path) -> None:

@@ -246,3 +246,31 @@ def test_python_m_bnplace_cli_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "bnplace.cli", "tune", "--help"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("Usage: bnplace tune [OPTIONS]")
+
+
+def test_two_factory_functions_get_their_own_default_study_and_folder(tmp_path, monkeypatch):
+    (tmp_path / "umodels.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        def make_net():
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+        def make_wide():
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    """))
+    monkeypatch.chdir(tmp_path)
+    for factory in ("make_net", "make_wide"):
+        result = invoke("--model", f"umodels.py:{factory}", "--trials", "1", "--epochs", "1")
+        assert result.exit_code == 0, result.output
+    runs = tmp_path / "bnplace-runs"
+    assert sorted(path.name for path in runs.iterdir()) == ["make_net-digits", "make_wide-digits"]
+    assert all((runs / name / "results.json").is_file() for name in ("make_net-digits",
+                                                                     "make_wide-digits"))
+
+
+def test_a_class_spec_names_the_default_study_after_the_class(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--model", f"{REPO / TINY_MODEL}", "--model-kwargs", TINY_KWARGS,
+                    "--trials", "1", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert [path.name for path in (tmp_path / "bnplace-runs").iterdir()] == ["MLP-digits"]
