@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,10 +28,9 @@ def write_atomically(path: Path, save: Save) -> None:
 def _written_aside(path: Path, save: Save) -> Path:
     """A temporary file next to ``path`` that ``save`` wrote; removed again when ``save`` fails
     or is interrupted."""
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                    suffix=f".partial{path.suffix}")
-    os.close(handle)
-    aside = Path(name)
+    # named, not made by mkstemp: the writer creates it with the usual permissions, not 0600
+    aside = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}"
+                           f".partial{path.suffix}")
     try:
         save(aside)
     except BaseException:

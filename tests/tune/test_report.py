@@ -117,3 +117,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_atomically(target, half_written)
     assert contents(tmp_path) == {"winner.pt": b"old"}
+
+
+def test_a_file_written_aside_gets_the_permissions_of_one_written_in_place(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    write_atomically(tmp_path / "aside", lambda path: path.write_text("x"))
+    assert (tmp_path / "aside").stat().st_mode == (tmp_path / "plain").stat().st_mode
