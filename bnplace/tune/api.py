@@ -59,8 +59,9 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
     """
     settings = options_from(options, also_valid=("data", "model_kwargs", "console"))
     device = resolve_device(settings.device)
-    build = model_factory(model_fn, model_kwargs) if isinstance(model_fn, str) else model_fn
-    probe = build()
+    build = (model_factory(model_fn, model_kwargs) if isinstance(model_fn, str)
+             else _callable_factory(model_fn, model_kwargs))
+    probe = _built(build)
     dataset = load_data(data, probe)
     require_chains(probe, dataset.example)
     name = settings.study_name or re.sub(r"[^\w.\-]+", "_",
@@ -86,6 +87,27 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
         return _report(study, settings, trainer, checkpoints, console)
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _callable_factory(model_fn: ModelFactory, kwargs: dict[str, Any] | None) -> ModelFactory:
+    """``model_fn`` with ``kwargs`` bound: a model instance is refused, since every trial must
+    train a fresh model (calling an instance would run its forward)."""
+    if isinstance(model_fn, nn.Module):
+        raise TuneInputError(f"model_fn is a model instance ({type(model_fn).__name__}), not a "
+                             "class or function: give its class, or a function that builds a "
+                             "new model (every trial trains a fresh one)")
+    if not callable(model_fn):
+        raise TuneInputError(f"model_fn must be a class, a function or a 'module:Name' spec, "
+                             f"got {type(model_fn).__name__}")
+    return functools.partial(model_fn, **kwargs) if kwargs else model_fn
+
+
+def _built(build: ModelFactory) -> nn.Module:
+    """The first model, checked: the one every trial builds again."""
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise TuneInputError(f"model_fn returned {type(model).__name__}, not a torch.nn.Module")
+    return model
 
 
 def _model_name(model_fn: ModelFactory | str, probe: nn.Module) -> str:

@@ -60,6 +60,7 @@ class TuneOptions:
         # in Placement's order whatever order they were given in: a study's search space (Optuna
         # refuses a categorical parameter whose choices change order) and settings stay the same
         object.__setattr__(self, "placements", tuple(p for p in Placement if p in chosen))
+        _check_types(self)
         _check_choice("sampler", self.sampler, SAMPLERS)
         _check_choice("pruner", self.pruner, PRUNERS)
         for name in ("epochs", "heartbeat"):
@@ -117,6 +118,25 @@ def options_from(given: Mapping[str, Any], also_valid: Iterable[str] = ()) -> Tu
             hint = f"did you mean {close[0]!r}?" if close else f"choose from: {', '.join(valid)}"
             raise TuneInputError(f"unknown option {name!r}; {hint}")
     return TuneOptions(**given)
+
+
+# the numeric settings and the types they take (None is also accepted where the default is None)
+_NUMBERS: dict[str, type | tuple[type, ...]] = {
+    "trials": int, "epochs": int, "batch_size": int, "seed": int, "heartbeat": int,
+    "threads": int, "lr_min": (int, float), "lr_max": (int, float), "timeout": (int, float)}
+
+
+def _check_types(options: TuneOptions) -> None:
+    """A number given as text (``trials="3"``) fails here, by name, not as a TypeError deep in a
+    comparison; a bool is no number here either."""
+    defaults = {option.name: option.default for option in fields(TuneOptions)}
+    for name, wanted in _NUMBERS.items():
+        value = getattr(options, name)
+        if value is None and defaults[name] is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            kind = "an integer" if wanted is int else "a number"
+            raise TuneInputError(f"{name.replace('_', '-')} must be {kind}, got {value!r}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

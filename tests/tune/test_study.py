@@ -229,6 +229,42 @@ def test_a_misspelt_option_names_the_closest_valid_one_before_anything_runs(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"trials": "3"}, "trials must be an integer, got '3'"),
+    ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
+    ({"lr_max": "1"}, "lr-max must be a number, got '1'"),
+    ({"batch_size": True}, "batch-size must be an integer, got True"),
+])
+def test_a_setting_of_the_wrong_type_is_named_before_anything_runs(tmp_path, options, message):
+    with pytest.raises(TuneInputError) as refused:
+        bnplace.tune(tiny_mlp, output=tmp_path, **options)
+    assert str(refused.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model_fn, message", [
+    (bnplace_models.MLP(), "model_fn is a model instance (MLP), not a class or function: give "
+                           "its class, or a function that builds a new model (every trial "
+                           "trains a fresh one)"),
+    (lambda: None, "model_fn returned NoneType, not a torch.nn.Module"),
+    ("not a spec", "bad spec 'not a spec': expected 'package.module:Name' or "
+                   "'path/to/file.py:Name'"),
+])
+def test_a_model_fn_that_builds_no_model_is_refused_on_one_line(tmp_path, model_fn, message):
+    with pytest.raises(ValueError) as refused:   # TuneInputError, or the spec's SpecError
+        bnplace.tune(model_fn, output=tmp_path, progress=False)
+    assert str(refused.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_kwargs_reach_a_python_callable(tmp_path):
+    result = bnplace.tune(bnplace_models.MLP, model_kwargs={"hidden": [8]}, trials=1, epochs=1,
+                          output=tmp_path, progress=False)
+    state = torch.load(tmp_path / "winner_state_dict.pt")
+    assert result.best is not None
+    assert {tuple(t.shape) for name, t in state.items() if name.endswith("weight")} >= {(8, 64)}
+
+
 def test_the_same_placements_in_another_order_resume_the_study(tmp_path):
     bnplace.tune(tiny_mlp, placements=("none", "before-activation"), trials=1, epochs=1,
                  output=tmp_path, progress=False)
