@@ -46,7 +46,10 @@ class Layer:
     Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
     ``movable`` says a fixer may swap this layer's expression with another's in place.
     ``guarded`` says it is built or called under an ``if`` or a conditional expression: the
-    code may run without it. ``shared_output`` says other code reads its output too.
+    code may run without it. ``shared_output`` says other code reads its output too;
+    ``maybe_shared_output`` that other code may read it on some runs (``return out, h`` after an
+    ``if`` that may rebind ``h``, an attribute other methods may read): a fix must not count on
+    the next layer being its only reader.
     """
 
     kind: LayerKind | None
@@ -62,6 +65,7 @@ class Layer:
     function: str | None = None
     guarded: bool = False
     shared_output: bool = False
+    maybe_shared_output: bool = False
 
 
 @dataclass(frozen=True)

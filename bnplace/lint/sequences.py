@@ -18,8 +18,10 @@ two helper functions defined one after the other are no chain. ``if`` bodies are
 ``match`` cases as alternatives to it, ``name := value`` as an assignment (also in a test), loop
 bodies as run twice (a list
 grown in a loop repeats), except a ``for`` over literal strings, which runs once per string with
-the name bound (``for name in ["fc", "bn"]: x = self.layers[name](x)``). The code is never
-imported or run.
+the name bound (``for name in ["fc", "bn"]: x = self.layers[name](x)``). Each place a name is
+written reads every tensor the name may hold there (after an ``if`` or a loop, also what it held
+before), so --fix knows a layer whose output something else reads too (``return out, h``). The
+code is never imported or run.
 """
 
 from __future__ import annotations
@@ -67,10 +69,18 @@ _MODULE_DICT = "ModuleDict"
 
 @dataclass(eq=False)
 class _Node:
-    """A tensor: the layer that produced it and the tensor that layer read (None: an input)."""
+    """A tensor: the layer that produced it and the tensor that layer read (None: an input).
+    ``reads`` counts the places that surely read it: each place a name surely holding it is
+    written (``return out, h``, ``cache.append(h)``, ``self.bn(h)``) and each layer reading it
+    where it is computed (``self.bn(self.drop(x))``). ``maybe_reads`` counts the others: a name
+    that may hold it (after an ``if`` that may not rebind the name), or that other code may read
+    (an attribute, a name a closure or an exception handler reads). A layer whose output is read
+    twice cannot trade places with one of its readers."""
 
     layer: Layer
     parent: _Node | None
+    reads: int = 0
+    maybe_reads: int = 0
 
 
 @dataclass
@@ -84,19 +94,48 @@ class _Frame:
     guarded: int = 0  # inside an ``if`` or a conditional expression only
     returned: Layers | None = None
     loop_keys: dict[str, str] = field(default_factory=dict)  # for name in ["fc", "bn"]: ...
+    # tensors a name may hold besides ``tensors[name]``: the walk takes an ``if`` as run and a
+    # loop as run twice, but a read after it may see the value from before it
+    also: dict[str, tuple[_Node, ...]] = field(default_factory=dict)
+    handled: int = 0  # inside a ``try`` body with handlers: a handler may read what it binds
 
     def copy(self) -> _Frame:
         return _Frame(dict(self.values), dict(self.tensors), dict(self.classes), self.conditional,
-                      self.guarded, self.returned, dict(self.loop_keys))
+                      self.guarded, self.returned, dict(self.loop_keys), dict(self.also),
+                      self.handled)
 
     def restore(self, other: _Frame) -> None:
         self.values, self.tensors = dict(other.values), dict(other.tensors)
-        self.classes = dict(other.classes)
+        self.classes, self.also = dict(other.classes), dict(other.also)
 
     def forget(self, name: str) -> None:
         """The name now holds something unknown."""
-        for table in (self.values, self.tensors, self.classes):
+        for table in (self.values, self.tensors, self.classes, self.also):
             table.pop(name, None)
+
+    def rebind(self, name: str, tensor: _Node | None) -> None:
+        """The name surely holds ``tensor`` now, and nothing it held before."""
+        self.tensors[name] = tensor
+        self.also.pop(name, None)
+
+    def held(self, name: str) -> tuple[_Node, ...]:
+        """Every tensor the name may hold here, the one it surely holds (if any) first."""
+        tensor = self.tensors.get(name)
+        return ((tensor,) if tensor is not None else ()) + self.also.get(name, ())
+
+    def merge(self, other: _Frame) -> None:
+        """The walk may have reached this point through ``other`` instead: a name may also hold
+        what it holds there."""
+        for name in {*other.tensors, *other.also}:
+            held = self.held(name)
+            added = tuple(tensor for tensor in other.held(name)
+                          if not any(tensor is known for known in held))
+            if added:
+                self.also[name] = self.also.get(name, ()) + added
+
+    def read_names(self) -> set[str]:
+        """The names that hold, or may hold, a tensor."""
+        return {*self.tensors, *self.also}
 
 
 @dataclass(frozen=True)
@@ -147,10 +186,9 @@ class _Describer:
             self._unused += [layer for name, layer in self._attribute_batchnorms
                              if _owner(name) not in self._read_attributes]
         readers = Counter(id(node.parent) for node in self._nodes)
-        shared = {node_id for node_id, count in readers.items() if count > 1}
         for node in self._nodes:
             if id(node) not in readers:
-                self._emit(_path(node, shared), lone=True)
+                self._emit(_path(node, readers), lone=True)
         return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)),
                            tuple(dict.fromkeys(self._discarded)))
 
@@ -180,6 +218,7 @@ class _Describer:
     def _run_statement(self, statement: cst.CSTNode, frame: _Frame) -> None:
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
+                self._count_reads(small, frame)
                 self._run_small(small, frame)
         elif isinstance(statement, cst.FunctionDef):
             self._run_frame(statement.body.body, _Frame())
@@ -191,70 +230,118 @@ class _Describer:
             self._run_match(statement, frame)
         elif isinstance(statement, (cst.For, cst.While)):
             self._run_loop(statement, frame)
-        elif isinstance(statement, (cst.With, cst.Try, cst.TryStar)):
+        elif isinstance(statement, cst.With):
+            for item in statement.items:
+                self._run_header(item.item, frame)
             self._run_block(statement.body.body, frame)
-            for part in (*getattr(statement, "handlers", ()), getattr(statement, "orelse", None),
-                         getattr(statement, "finalbody", None)):
-                if part is not None:
-                    self._run_block(part.body.body, frame)
+        elif isinstance(statement, (cst.Try, cst.TryStar)):
+            self._run_try(statement, frame)
+
+    def _run_try(self, statement: cst.Try | cst.TryStar, frame: _Frame) -> None:
+        """The parts of a ``try`` in the order written. A handler may run after any statement of
+        the body and read what it bound, and the code after the ``try`` may follow the body or
+        any handler: a handler's bindings are not sure ones."""
+        before = frame.copy()
+        frame.handled += 1 if statement.handlers else 0
+        self._run_block(statement.body.body, frame)
+        frame.handled -= 1 if statement.handlers else 0
+        after_body = frame.copy()
+        ends = []
+        for handler in statement.handlers:
+            frame.merge(before)
+            frame.merge(after_body)
+            if handler.type is not None:
+                self._run_header(handler.type, frame)
+            self._run_block(handler.body.body, frame)
+            ends.append(frame.copy())
+        for state in (after_body, *ends):
+            frame.merge(state)
+        for part in (statement.orelse, statement.finalbody):
+            if part is not None:
+                self._run_block(part.body.body, frame)
 
     def _run_loop(self, statement: cst.For | cst.While, frame: _Frame) -> None:
         """A loop body as run twice, the second run showing what wraps around; a
         ``for name in ["fc", "bn"]:`` once per name, in order, with ``name`` bound, so
         ``self.layers[name]`` is that entry. --fix leaves the runs after the first: they share
-        its lines."""
+        its lines. The loop may not run at all, or stop after any run: after it a name may hold
+        what it held before it or after any run."""
         outer = dict(frame.loop_keys)
+        if isinstance(statement, cst.For):
+            self._run_header(statement.iter, frame)
+        states = [frame.copy()]
         for run, bindings in enumerate(_literal_bindings(statement) or [{}, {}]):
             frame.loop_keys.update(bindings)
             later = 1 if run else 0
             frame.conditional += later
             if isinstance(statement, cst.While):
-                self._run_walruses(statement.test, frame)
+                self._run_header(statement.test, frame)
+            else:
+                for name in _target_names(statement.target):
+                    frame.forget(name)  # ``for h in feats:``: an item nobody knows
             self._run_block(statement.body.body, frame)
             frame.conditional -= later
+            states.append(frame.copy())
+        for state in states[:-1]:
+            frame.merge(state)
         frame.loop_keys = outer
 
     def _run_if(self, statement: cst.If, frame: _Frame) -> None:
-        self._run_walruses(statement.test, frame)  # the first test always runs
-        self._run_branches(_if_branches(statement), frame)
+        self._run_header(statement.test, frame)  # the first test always runs
+        self._run_branches(_if_branches(statement), frame, exhaustive=_has_else(statement))
 
     def _run_match(self, statement: cst.Match, frame: _Frame) -> None:
         """``match`` cases are alternatives, like ``if``/``elif``; a name a pattern captures
         (``case [a, b]:``, ``case _ as y:``) holds a part of the subject nobody knows."""
-        self._run_walruses(statement.subject, frame)
+        self._run_header(statement.subject, frame)
         self._run_branches([_Branch(case.body.body, case.guard, _captured_names(case.pattern))
-                            for case in statement.cases], frame)
+                            for case in statement.cases], frame, exhaustive=False)
 
-    def _run_branches(self, branches: Sequence[_Branch], frame: _Frame) -> None:
+    def _run_branches(self, branches: Sequence[_Branch], frame: _Frame, exhaustive: bool) -> None:
         """Alternative bodies, each from the state before them and guarded: the walk goes on
         from the first one's state (an ``if`` is taken as run), the others' values are emitted
-        and their data-flow paths end where they end."""
+        and their data-flow paths end where they end. After them a name may hold what any
+        branch left in it, or (no ``else``) what it held before."""
         before = frame.copy()
         frame.conditional += 1
         frame.guarded += 1
-        taken: _Frame | None = None
+        ends: list[_Frame] = []
         for branch in branches:
             frame.restore(before)
             for name in branch.captured:
                 frame.forget(name)
             if branch.test is not None:
-                self._run_walruses(branch.test, frame)
+                self._run_header(branch.test, frame)
             self._run_block(branch.body, frame)
-            if taken is None:
-                taken = frame.copy()
-            else:
+            if ends:
                 for layers in frame.values.values():
                     self._emit(layers)
-        if taken is not None:
-            frame.restore(taken)
+            ends.append(frame.copy())
+        if ends:
+            frame.restore(ends[0])
+        for state in ends[1:] + ([] if exhaustive else [before]):
+            frame.merge(state)
         frame.conditional -= 1
         frame.guarded -= 1
 
-    def _run_walruses(self, test: cst.BaseExpression, frame: _Frame) -> None:
-        """The ``name := value`` bindings in a test (``if (y := self.fc(x)) is not None:``),
-        which is otherwise not read: each binds its name like an assignment."""
+    def _run_header(self, test: cst.BaseExpression, frame: _Frame) -> None:
+        """A compound statement's expression (a test, a ``for``'s iterable, a ``with`` item):
+        its reads count, and each ``name := value`` in it (``if (y := self.fc(x)) is not
+        None:``) binds its name like an assignment."""
+        self._count_reads(test, frame)
         for named in _walruses(test):
             self._evaluate(named, frame)
+
+    def _count_reads(self, node: cst.CSTNode, frame: _Frame) -> None:
+        """Each place a statement reads a name counts as a read of every tensor the name may
+        hold there, whether a layer reads it (``self.bn(h)``) or anything else does
+        (``return out, h``, ``{"feat": h}``, ``print(h)``)."""
+        for name in _names_read(node, frame.read_names()):
+            surely = frame.tensors.get(name)
+            if surely is not None:
+                surely.reads += 1
+            for tensor in frame.also.get(name, ()):
+                tensor.maybe_reads += 1
 
     def _run_class(self, statement: cst.ClassDef) -> None:
         for nested in statement.body.body:
@@ -309,10 +396,11 @@ class _Describer:
         if key is None:
             return
         self._emit(frame.values.pop(key, ()))  # a name built up and then rebound (a second model)
-        frame.tensors.pop(key, None)
-        frame.classes.pop(key, None)
+        frame.forget(key)
         if layers is None:
-            frame.tensors[key] = tensor
+            frame.rebind(key, tensor)
+            if tensor is not None and (frame.handled or self._read_elsewhere(target)):
+                tensor.maybe_reads += 1
             layer_class = self._names.layer_class(value)
             if layer_class is not None:  # bound under an ``if``: the name may hold another class
                 frame.classes[key] = replace(layer_class, replaceable=layer_class.replaceable
@@ -334,7 +422,7 @@ class _Describer:
         if layers is not None and isinstance(statement.operator, cst.AddAssign):
             self._extend(key, layers, frame)
         elif key in frame.tensors:
-            frame.tensors[key] = self._chain((self._opaque(statement),), frame.tensors[key])
+            frame.rebind(key, self._chain((self._opaque(statement),), frame.tensors[key]))
 
     def _run_expression(self, value: cst.BaseExpression, frame: _Frame) -> None:
         """A statement of its own: ``model.add(...)``, ``layers.append(...)``,
@@ -366,7 +454,7 @@ class _Describer:
             tensor = self._flow(value, frame)
             receiver = _in_place_receiver(value)
             if receiver is not None and self._key(receiver, frame) in frame.tensors:
-                frame.tensors[self._key(receiver, frame)] = tensor  # ``out.add_(x)``, ``x.relu_()``
+                frame.rebind(self._key(receiver, frame), tensor)  # ``out.add_(x)``, ``x.relu_()``
             elif tensor is not None and tensor.layer.kind is LayerKind.BATCHNORM:
                 self._discarded.append(tensor.layer)
                 self._nodes.remove(tensor)  # no path ends in it: the data flow goes on without
@@ -374,6 +462,17 @@ class _Describer:
     def _extend(self, key: str | None, layers: Layers | None, frame: _Frame) -> None:
         if key is not None and layers is not None:
             frame.values[key] = frame.values.get(key, ()) + layers
+
+    def _read_elsewhere(self, target: cst.BaseExpression) -> bool:
+        """Whether code outside the walked statements may read what ``target`` holds: an
+        attribute (``self.h``: other methods, the caller) or a name read from another scope
+        (a nested function, a lambda, a comprehension), at a time the walk does not know."""
+        scope = self._scopes.get(target) if isinstance(target, cst.Name) else None
+        if scope is None:
+            return True
+        return any(self._scopes.get(access.node) is not scope
+                   for assignment in scope.assignments[target.value]
+                   for access in assignment.references)
 
     def _is_referenced(self, target: cst.Name, statement: cst.CSTNode) -> bool:
         scope = self._scopes.get(statement)
@@ -539,10 +638,10 @@ class _Describer:
             return self._apply(node, frame)
         if isinstance(node, cst.BinaryOperation):  # ``self.bn(h) + h`` reads both operands
             joined = self._opaque(node)
-            right = self._flow(node.right, frame)
+            right = self._operand(node.right, frame)
             if right is not None:
                 self._chain((joined,), right)
-            return self._chain((joined,), self._flow(node.left, frame))
+            return self._chain((joined,), self._operand(node.left, frame))
         if isinstance(node, cst.NamedExpr):  # ``(y := self.fc(x))``: y holds the tensor too
             tensor = self._flow(node.value, frame)
             self._bind(node.target, node.value, None, tensor, frame, node)
@@ -576,11 +675,19 @@ class _Describer:
         sources = [source] if source is not None else []
         if isinstance(source, (cst.List, cst.Tuple)):  # ``Add()([y, h])``: it reads every item
             sources = [element.value for element in source.elements]
-        parents = [self._flow(node, frame) for node in sources]
+        parents = [self._operand(node, frame) for node in sources]
         for other in parents[1:]:
             if other is not None:
                 self._chain(applied, other)
         return self._chain(applied, parents[0] if parents else None)
+
+    def _operand(self, node: cst.BaseExpression, frame: _Frame) -> _Node | None:
+        """The tensor an operation reads. One computed right there (``self.bn(self.drop(x))``)
+        is read here; a name's reads are counted where the name is written."""
+        tensor = self._flow(node, frame)
+        if tensor is not None and not isinstance(node, (cst.Name, cst.Attribute)):
+            tensor.reads += 1
+        return tensor
 
     def _is_tensor(self, node: cst.BaseExpression, frame: _Frame) -> bool:
         """Whether an expression may hold data: a call's result or a plain variable (a
@@ -659,6 +766,108 @@ def _if_branches(statement: cst.If) -> list[_Branch]:
     if orelse is not None:
         branches.append(_Branch(orelse.body.body))
     return branches
+
+
+def _has_else(statement: cst.If) -> bool:
+    """Whether an ``if``/``elif`` chain ends in an ``else``: one of its bodies surely runs."""
+    orelse = statement.orelse
+    while isinstance(orelse, cst.If):
+        orelse = orelse.orelse
+    return orelse is not None
+
+
+def _target_names(target: cst.BaseAssignTargetExpression) -> list[str]:
+    """The names a ``for`` target binds: ``h`` in ``for h in feats:``, ``a`` and ``b`` in
+    ``for a, (b, _) in pairs:``."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [name for element in target.elements for name in _target_names(element.value)]
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return []
+
+
+def _names_read(node: cst.CSTNode, names: set[str]) -> list[str]:
+    """Each place where ``node`` reads one of ``names`` (``h`` or ``self.h``), once per place.
+    A name it binds (an assignment's or a comprehension's target, a walrus's name) is no read;
+    one it changes in place (``h += 1``, ``h[0] = 0``, ``h.data = y``) is."""
+    found: list[str] = []
+
+    class _Collector(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> bool:
+            if node.value in names:
+                found.append(node.value)
+            return False
+
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            name = dotted_text(node)
+            if name in names:
+                found.append(name)
+            else:
+                node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node: cst.Arg) -> bool:
+            node.value.visit(self)  # not the keyword's name
+            return False
+
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> bool:
+            _visit_target(node.target, self)
+            return False
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
+            _visit_target(node.target, self)
+            if node.value is not None:
+                node.value.visit(self)
+            return False
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_CompFor(self, node: cst.CompFor) -> bool:
+            node.iter.visit(self)
+            for test in node.ifs:
+                test.visit(self)
+            if node.inner_for_in is not None:
+                node.inner_for_in.visit(self)
+            return False
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            node.body.visit(self)
+            return False
+
+        def visit_Import(self, node: cst.Import) -> bool:
+            return False
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+            return False
+
+        def visit_Global(self, node: cst.Global) -> bool:
+            return False
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> bool:
+            return False
+
+    node.visit(_Collector())
+    return found
+
+
+def _visit_target(target: cst.BaseExpression, visitor: cst.CSTVisitor) -> None:
+    """Visit what an assignment target reads: nothing for a name it binds, the object of an
+    attribute or item it sets (``h`` in ``h[0] = 0``, ``self`` in ``self.cache = h``)."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for element in target.elements:
+            _visit_target(element.value, visitor)
+    elif isinstance(target, cst.StarredElement):
+        _visit_target(target.value, visitor)
+    elif isinstance(target, cst.Attribute):
+        target.value.visit(visitor)
+    elif isinstance(target, cst.Subscript):
+        target.value.visit(visitor)
+        for element in target.slice:
+            element.visit(visitor)
 
 
 def _walruses(node: cst.BaseExpression) -> list[cst.NamedExpr]:
@@ -741,15 +950,18 @@ def _pairs(target: cst.BaseExpression, value: cst.BaseExpression
     return [(target, value)]
 
 
-def _path(node: _Node, shared: set[int]) -> Layers:
-    """The layers from the input to ``node``. A layer whose output several layers read cannot
-    trade places with one of them (the others would read the other layer): it is not movable."""
+def _path(node: _Node, readers: Counter[int]) -> Layers:
+    """The layers from the input to ``node``, each marked where its output is read in several
+    places (``readers``: the layers reading it), surely or on some runs."""
     layers = []
     current: _Node | None = node
     while current is not None:
         layer = current.layer
-        if id(current) in shared:
-            layer = replace(layer, movable=False, shared_output=True)
+        reads = max(readers[id(current)], current.reads)
+        if reads > 1:
+            layer = replace(layer, shared_output=True)
+        elif reads + current.maybe_reads > 1:
+            layer = replace(layer, maybe_shared_output=True)
         layers.append(layer)
         current = current.parent
     return tuple(reversed(layers))

@@ -155,3 +155,103 @@ def test_pairs_across_a_loop_boundary_are_reported_not_moved() -> None:
               "for width in (64, 32):\n"
               "    layers += [BatchNormalization(), Dense(width, activation='relu'), Dropout(0.5)]\n")
     assert _fixed(source) == (source, ["BNP001", "BNP001"])
+
+
+def _fixed_at(source: str) -> tuple[str, list[tuple[str, int]]]:
+    path = Path("model.py")
+    result = lint_file(SourceFile(path, source), Settings().enabled_for(path), fix=True)
+    return result.text, [(finding.code, finding.location.row) for finding in result.findings]
+
+
+# forward() lines (from line 8) where code other than the BatchNorm reads the Dropout's output
+# after the swap would have made it the BatchNorm's: the finding stays, the code too.
+DROPOUT_AND_BN = [*DROP_AND_BN, "self.fc = nn.Linear(8, 8, bias=False)"]
+DROPOUT_OUTPUT_READ_ELSEWHERE = {
+    "returned": (["h = self.drop(x)", "out = self.bn(h)", "return out, h"], 9),
+    "kept on self": (["h = self.drop(x)", "out = self.bn(h)", "self.cache = h", "return out"], 9),
+    "appended": (["outputs = []", "h = self.drop(x)", "out = self.bn(h)", "outputs.append(h)",
+                  "return out"], 10),
+    "in a dict": (["h = self.drop(x)", "out = self.bn(h)", 'return {"feat": h, "out": out}'], 9),
+    "a keyword argument": (["h = self.drop(x)", "out = self.bn(h)",
+                            "return torch.cat(tensors=(out, h))"], 9),
+    "a second argument": (["h = self.drop(x)", "out = self.bn(h)", "return self.fc(out, h)"], 9),
+    "in an if": (["h = self.drop(x)", "out = self.bn(h)", "if self.training:",
+                  "    self.cache = h", "return out"], 9),
+    "in a for": (["h = self.drop(x)", "out = self.bn(h)", "for i in range(2):",
+                  "    self.cache = h", "return out"], 9),
+    "in a with": (["h = self.drop(x)", "out = self.bn(h)", "with torch.no_grad():",
+                   "    self.cache = h", "return out"], 9),
+    "before the batchnorm": (["h = self.drop(x)", "self.cache = h", "out = self.bn(h)",
+                              "return out"], 10),
+    "rebound only in a branch": (["h = self.drop(x)", "out = self.bn(h)", "if self.training:",
+                                  "    h = self.fc(out)", "return out, h"], 9),
+    "in a loop, before the next run binds it": (["h = x", "for _ in range(2):",
+                                                 "    self.cache = h", "    h = self.drop(x)",
+                                                 "    out = self.bn(h)", "return out"], 12),
+    "by a lambda": (["h = self.drop(x)", "hook = lambda: h", "out = self.bn(h)",
+                     "return out, hook()"], 10),
+    "by a nested function": (["def hook():", "    return h", "h = self.drop(x)",
+                              "out = self.bn(h)", "return out, hook()"], 11),
+    "changed in place": (["h = self.drop(x)", "out = self.bn(h)", "h[0] = 0", "return out"], 9),
+    "in an exception handler": (["h = self.drop(x)", "try:", "    out = self.bn(h)",
+                                 "    h = self.fc(out)", "except ValueError:", "    return h",
+                                 "return out"], 10),
+    "bound with a walrus": (["out = self.bn(h := self.drop(x))", "return out, h"], 8),
+    "an attribute": (["self.h = self.drop(x)", "return self.bn(self.h)"], 9),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DROPOUT_OUTPUT_READ_ELSEWHERE))
+def test_a_dropout_output_read_elsewhere_is_reported_not_moved(name: str) -> None:
+    forward, line = DROPOUT_OUTPUT_READ_ELSEWHERE[name]
+    source = module_source(DROPOUT_AND_BN, forward)
+    assert _fixed_at(source) == (source, [("BNP001", line)])
+
+
+def test_a_keras_dropout_output_also_given_to_the_model_is_not_moved() -> None:
+    source = ("inp = Input((8,))\nh = Dropout(.5)(inp)\ny = BatchNormalization()(h)\n"
+              "m = Model(inp, [y, h])\n"
+              "def build():\n    inp = Input((8,))\n    h = Dropout(.5)(inp)\n"
+              "    y = BatchNormalization()(h)\n    return Model(inputs=inp, outputs=[y, h])\n")
+    assert _fixed_at(source) == (source, [("BNP001", 3), ("BNP001", 8)])
+
+
+@pytest.mark.parametrize(("forward", "fixed"), [
+    (["x = self.drop(x)", "x = self.bn(x)", "x = self.fc(x)", "return x"],
+     ["x = self.bn(x)", "x = self.drop(x)", "x = self.fc(x)", "return x"]),
+    (["h = self.drop(x)", "out = self.bn(h)", "h = self.fc(out)", "return out, h"],
+     ["h = self.bn(x)", "out = self.drop(h)", "h = self.fc(out)", "return out, h"]),
+    (["h = self.drop(x)", "out = self.bn(h)", "if self.training:", "    h = self.fc(out)",
+      "else:", "    h = out", "return out, h"],
+     ["h = self.bn(x)", "out = self.drop(h)", "if self.training:", "    h = self.fc(out)",
+      "else:", "    h = out", "return out, h"]),
+    (["y = self.bn(self.drop(x))", "return y, self.fc(y)"],
+     ["y = self.drop(self.bn(x))", "return y, self.fc(y)"]),
+])
+def test_a_dropout_output_surely_rebound_before_another_read_is_moved(
+        forward: list[str], fixed: list[str]) -> None:
+    """A later read of the name that the Dropout's statement bound is no second reader once
+    a statement that surely runs has bound the name again; reads of the BatchNorm's output
+    are meant to see the new order."""
+    assert _fixed_at(module_source(DROPOUT_AND_BN, forward)) == (
+        module_source(DROPOUT_AND_BN, fixed), [])
+
+
+LINEAR_AND_BN = ["self.fc = nn.Linear(8, 8)", "self.bn = nn.BatchNorm1d(8)",
+                 "self.head = nn.Linear(8, 2)"]
+
+
+def test_a_linear_output_also_returned_keeps_its_bias() -> None:
+    source = module_source(LINEAR_AND_BN, ["h = self.fc(x)", "out = self.bn(h)",
+                                           "return out, h"])
+    assert _fixed_at(source) == (source, [])
+
+
+@pytest.mark.parametrize("forward", [
+    ["h = self.fc(x)", "out = self.bn(h)", "if self.training:", "    h = self.head(out)",
+     "return out, h"],
+    ["self.h = self.fc(x)", "return self.bn(self.h)"],
+])
+def test_a_linear_output_other_code_may_read_is_reported_not_fixed(forward: list[str]) -> None:
+    source = module_source(LINEAR_AND_BN, forward)
+    assert _fixed_at(source) == (source, [("BNP002", 4)])

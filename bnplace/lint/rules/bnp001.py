@@ -17,7 +17,10 @@ def check(description: Description) -> Iterator[Finding]:
             if j is None or layers[j].kind is not LayerKind.DROPOUT:
                 continue
             bn, dropout = layers[i], layers[j]
-            swappable = j == i - 1 and bn.movable and dropout.movable
+            # the swap gives the Dropout's statement the BatchNorm's output: only right where
+            # the BatchNorm is the one place that reads the Dropout's output
+            read_elsewhere = dropout.shared_output or dropout.maybe_shared_output
+            swappable = j == i - 1 and bn.movable and dropout.movable and not read_elsewhere
             fix = f"Move {bn.type_name} in front of {dropout.type_name}" if swappable else None
             yield Finding("BNP001", f"{bn.type_name} is fed directly by {dropout.type_name}: it "
                           "learns statistics of dropped-out activations that differ at inference",
@@ -38,7 +41,9 @@ RULE = Rule(
         "(`get_bn_layers`: `Dropout(p), BatchNormalization()`); Ioffe & Szegedy 2015 place BN "
         "right after the linear layer instead.",
     fix="Put the BatchNorm in front of the Dropout (or straight after the linear layer). "
-        "`--fix` swaps the two layers when they sit next to each other.",
+        "`--fix` swaps the two layers when they sit next to each other and nothing but the "
+        "BatchNorm reads the Dropout's output (`return out, h` would return the other "
+        "layer's output after the swap).",
     valid=(
         "layers = [Dense(4096, activation='relu'), BatchNormalization(), Dropout(p)]\n",
         "x = Dropout(0.5)(x)\nx = Dense(64)(x)\nx = BatchNormalization()(x)\n",

@@ -33,9 +33,10 @@ def check(description: Description) -> Iterator[Finding]:
             linear, bn = layers[i], layers[neighbour(layers, i, 1)]
             keyword = BIAS_KEYWORD.get(linear.framework, "bias")
             # A layer also used where no BN follows (VGG's ``conv2d`` without batch_norm, a
-            # helper's layer), or a BN that may be left out (``if use_bn:``), needs the bias
-            # there: report, do not fix.
-            safe = bool(linear.framework) and all(uses[linear.definition]) and not bn.guarded
+            # helper's layer), a BN that may be left out (``if use_bn:``), or an output other
+            # code may read on some runs, needs the bias there: report, do not fix.
+            safe = (bool(linear.framework) and all(uses[linear.definition]) and not bn.guarded
+                    and not linear.maybe_shared_output)
             yield Finding("BNP002", f"{linear.type_name} has a bias that the {bn.type_name} "
                           f"after it subtracts away: pass {keyword}=False", linear.definition,
                           (linear,), f"Add {keyword}=False" if safe else None)
