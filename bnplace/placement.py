@@ -109,7 +109,7 @@ LAYER_NAMES: dict[LayerKind, Names] = {
         torch_modules=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d",
                        "LazyBatchNorm2d", "LazyBatchNorm3d", "SyncBatchNorm"),
         torch_functions=("batch_norm",),
-        keras_layers=("BatchNormalization",),
+        keras_layers=("BatchNormalization", "SyncBatchNormalization"),
     ),
     LayerKind.RESHAPE: Names(
         torch_modules=("Flatten", "Unflatten", "Identity"),

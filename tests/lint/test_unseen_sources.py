@@ -484,6 +484,30 @@ def test_pyg_batchnorm_is_a_batchnorm_over_nodes() -> None:
         "Linear(8, 8)", "Linear(8, 8, bias=False)"), [])
 
 
+def test_keras_sync_batchnormalization_is_a_batchnorm() -> None:
+    """TF 2's ``experimental.SyncBatchNormalization`` keeps BatchNormalization's statistics,
+    synchronised across replicas; Keras 3 spells it ``BatchNormalization(synchronized=True)``."""
+    source = ("import tensorflow as tf\n"
+              "from tensorflow.keras.layers.experimental import SyncBatchNormalization\n"
+              "m = tf.keras.Sequential([tf.keras.layers.Dense(64),\n"
+              "                         tf.keras.layers.experimental.SyncBatchNormalization()])\n"
+              "n = tf.keras.Sequential([tf.keras.layers.Dropout(0.5), SyncBatchNormalization()])\n"
+              "SyncBatchNormalization()\n"
+              "o = tf.keras.Sequential([tf.keras.layers.Dense(64),\n"
+              "                         tf.keras.layers.BatchNormalization(synchronized=True)])\n")
+    assert code_lines(source) == [("BNP002", 3), ("BNP001", 5), ("BNP003", 6), ("BNP002", 7)]
+    assert fixed(source) == (
+        "import tensorflow as tf\n"
+        "from tensorflow.keras.layers.experimental import SyncBatchNormalization\n"
+        "m = tf.keras.Sequential([tf.keras.layers.Dense(64, use_bias=False),\n"
+        "                         tf.keras.layers.experimental.SyncBatchNormalization()])\n"
+        "n = tf.keras.Sequential([SyncBatchNormalization(), tf.keras.layers.Dropout(0.5)])\n"
+        "SyncBatchNormalization()\n"
+        "o = tf.keras.Sequential([tf.keras.layers.Dense(64, use_bias=False),\n"
+        "                         tf.keras.layers.BatchNormalization(synchronized=True)])\n",
+        [("BNP003", 6)])
+
+
 def test_a_subclass_of_a_batchnorm_is_a_batchnorm() -> None:
     """``class ParallelBatchNorm1d(nn.BatchNorm1d)`` overriding ``forward`` (seen in public MLP
     code), and a subclass of that; a subclass of a conv may change what ``bias`` means: unknown."""
