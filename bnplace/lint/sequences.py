@@ -440,7 +440,7 @@ class _Describer:
                     found = (replace(found[0], location=self._location(value)),)
                 self._extend(receiver, found, frame)
                 return
-            added = self._layers_of(value.args[0].value, frame)
+            added = self._layers_at(value.args[0].value, frame)
             if method in ("append", "add") and (added is not None or receiver in frame.values):
                 self._extend(receiver, added or (self._opaque(value.args[0].value),), frame)
                 return
@@ -617,7 +617,16 @@ class _Describer:
                 self._bind_entries(f"{key}.{name}", value, frame)
 
     def _element(self, node: cst.BaseExpression, frame: _Frame) -> Layers:
-        return self._layers_of(node, frame) or (self._opaque(node),)
+        return self._layers_at(node, frame) or (self._opaque(node),)
+
+    def _layers_at(self, node: cst.BaseExpression, frame: _Frame) -> Layers | None:
+        """The layers an element of a list (or a ``model.add`` argument) stands for. A layer
+        named there (``nn.Sequential(drop, bn)``) sits where it is named, as a called module
+        does: a fix swaps the names, never the constructions (the name may be used again)."""
+        layers = self._layers_of(node, frame)
+        if layers is not None and isinstance(node, (cst.Name, cst.Attribute)):
+            return self._at_call_site(layers, node, frame)
+        return layers
 
     def _helper_layers(self, name: str) -> Layers | None:
         """The list a helper function returns (fast.ai's ``get_bn_layers``), read once."""

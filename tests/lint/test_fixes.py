@@ -88,6 +88,15 @@ CASES = {
         "for name in ['a', 'b']:\n"
         "    layers += [Dense(8, activation='relu', name=name), BatchNormalization(),\n"
         "               Dropout(0.5)]\n"),
+    "a layer named in a list trades places where it is named, not where it is built": (
+        "d = nn.Dropout(0.5)\n"
+        "net = nn.Sequential(d, nn.BatchNorm1d(8), nn.Linear(8, 8, bias=False), d)\n"
+        "drop, bn = Dropout(0.5), BatchNormalization()\n"
+        "model.add(drop)\nmodel.add(bn)\nother = Sequential([drop, Dense(2, activation='relu')])\n",
+        "d = nn.Dropout(0.5)\n"
+        "net = nn.Sequential(nn.BatchNorm1d(8), d, nn.Linear(8, 8, bias=False), d)\n"
+        "drop, bn = Dropout(0.5), BatchNormalization()\n"
+        "model.add(bn)\nmodel.add(drop)\nother = Sequential([drop, Dense(2, activation='relu')])\n"),
     "byte-order mark and CRLF line ends are kept": (
         "\ufeffm = Sequential([Dropout(0.5),\r\n    BatchNormalization()])\r\n",
         "\ufeffm = Sequential([BatchNormalization(),\r\n    Dropout(0.5)])\r\n"),
