@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import fx, nn
 
-from bnplace.graph.kinds import (activation_of, call_name, is_add, is_identity, is_mul,
-                                 is_pooling, is_reshape, main_input, node_kind)
+from bnplace.graph.kinds import (activation_of, call_name, is_add, is_arithmetic, is_identity,
+                                 is_mul, is_pooling, is_reshape, main_input, node_kind)
 from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
 from bnplace.placement import LayerKind, Placement
@@ -230,8 +230,8 @@ SQUASHING_OUTPUTS = ("sigmoid", "tanh", "hardsigmoid")
 def _output_squashing(part: TracedPart, end: fx.Node, act: fx.Node,
                       modules: dict[str, nn.Module]) -> str | None:
     """Why a chain whose sigmoid or tanh is the output (a binary classifier, a GAN generator's
-    image, DCGAN's discriminator returning ``output.view(-1, 1).squeeze(1)``) is left: a BN there
-    would sit on the output layer (BNP005)."""
+    image, DCGAN's discriminator returning ``output.view(-1, 1).squeeze(1)``, a TD3 actor's
+    ``max_action * tanh(...)``) is left: a BN there would sit on the output layer (BNP005)."""
     if activation_of(act, modules) not in SQUASHING_OUTPUTS:
         return None
     if _only_output(end, modules):
@@ -240,11 +240,30 @@ def _output_squashing(part: TracedPart, end: fx.Node, act: fx.Node,
 
 
 def _only_output(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    """Does every use of ``node`` reach the model's output, through reshapes only?"""
+    """Does every use of ``node`` reach the model's output, through reshapes and arithmetic with
+    constants only?"""
     return bool(node.users) and all(
-        user.op == "output" or (is_reshape(user, modules) and main_input(user) is node
-                                and _only_output(user, modules))
+        user.op == "output" or (_passes_on(user, node, modules) and _only_output(user, modules))
         for user in node.users)
+
+
+def _passes_on(user: fx.Node, node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Does ``user`` only reshape ``node``, or shift and scale it by constants (``2 * x``,
+    ``(x + 1) / 2``, ``x * self.action_scale``)? Arithmetic with another computed tensor makes
+    something new (a gate's product, a residual sum)."""
+    if is_reshape(user, modules):
+        return main_input(user) is node
+    return is_arithmetic(user) and not any(_computed(a) for a in _operands(user, node))
+
+
+def _operands(user: fx.Node, node: fx.Node) -> list[Any]:
+    """The arguments of ``user`` other than ``node``."""
+    return [a for a in (*user.args, *user.kwargs.values()) if a is not node]
+
+
+def _computed(value: Any) -> bool:
+    """Is ``value`` a tensor computed in the graph (not a constant, a parameter or a buffer)?"""
+    return isinstance(value, fx.Node) and value.op != "get_attr"
 
 
 BROADCASTS = ("expand", "expand_as")
@@ -275,8 +294,7 @@ def _gated_product(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | No
     another computed tensor; a product with a constant or a parameter is no gate."""
     for user in node.users:
         if is_mul(user):
-            others = [a for a in (*user.args, *user.kwargs.values()) if a is not node]
-            if any(isinstance(a, fx.Node) and a.op != "get_attr" for a in others):
+            if any(_computed(a) for a in _operands(user, node)):
                 return user
         elif main_input(user) is node and (is_reshape(user, modules) or (
                 user.op != "call_module" and call_name(user) in BROADCASTS)):

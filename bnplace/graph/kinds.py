@@ -42,14 +42,20 @@ def method_kinds() -> dict[str, LayerKind]:
 
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
 MUL_FUNCTIONS = (operator.mul, operator.imul, torch.mul)
+ADD_METHODS = ("add", "add_")
 MUL_METHODS = ("mul", "mul_")
+# every elementwise arithmetic call (``2 * x``, ``(x + 1) / 2``, ``-x``, ``x.sub(1)``)
+_ARITHMETIC_FUNCTIONS = (*ADD_FUNCTIONS, *MUL_FUNCTIONS, operator.sub, operator.isub,
+                         operator.truediv, operator.itruediv, operator.neg, torch.sub, torch.div,
+                         torch.true_divide, torch.neg)
+_ARITHMETIC_METHODS = (*ADD_METHODS, *MUL_METHODS, "sub", "sub_", "div", "div_", "true_divide",
+                       "true_divide_", "neg", "neg_")
 _MAX_POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
 _MAX_POOL_FUNCTIONS = (F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d,
                        F.adaptive_max_pool2d, F.adaptive_max_pool3d)
 _AVG_POOL_MODULES = (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)
 _ADAPTIVE_AVG_FUNCTIONS = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
 _AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)
-ADD_METHODS = ("add", "add_")
 
 
 def module_kind(module: nn.Module) -> LayerKind | None:
@@ -127,6 +133,14 @@ def is_mul(node: fx.Node) -> bool:
     if node.op == "call_function":
         return node.target in MUL_FUNCTIONS
     return node.op == "call_method" and node.target in MUL_METHODS
+
+
+def is_arithmetic(node: fx.Node) -> bool:
+    """An elementwise add, subtract, multiply, divide or negate, as an operator, a torch function
+    or a Tensor method."""
+    if node.op == "call_function":
+        return node.target in _ARITHMETIC_FUNCTIONS
+    return node.op == "call_method" and node.target in _ARITHMETIC_METHODS
 
 
 def describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
