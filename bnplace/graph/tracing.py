@@ -259,10 +259,9 @@ def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (
     traced again with the shapes its Python code reads fixed from them, and kept when that graph
     gives the model's outputs at their batch size and another (:mod:`bnplace.graph.concrete`).
     """
-    if _is_torch_compiled(model):
-        raise TraceError(f"{type(model._orig_mod).__name__} is compiled with torch.compile, whose "
-                         f"forward fx cannot trace: pass the model before compiling it "
-                         f"(`model._orig_mod`)")
+    wrapped = _wrapper_problem(model)
+    if wrapped is not None:
+        raise TraceError(wrapped)
     leaf = tuple(leaf_modules)
     parts: list[TracedPart] = []
     untraced: dict[str, str] = {}
@@ -275,6 +274,28 @@ def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (
         raise TraceError(_nothing_traces_message(model, err, rejected, inputs is not None))
     parts.sort(key=lambda p: p.prefix)
     return Trace(model, parts, untraced)
+
+
+_DATA_PARALLEL = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+
+def _wrapper_problem(model: nn.Module) -> str | None:
+    """Why ``model`` is a wrapper to unwrap first, or None.
+
+    A ``torch.compile`` wrapper's forward does not trace, and a copy of it would not run the
+    rewritten layers. A ``DataParallel`` or ``DistributedDataParallel`` wrapper only runs its
+    ``.module`` on several devices (fx cannot trace its scatter), and is built over the
+    parameters it was given (DDP also registers them with its process group on every rank), so
+    a rewritten model needs a wrapper of its own.
+    """
+    if _is_torch_compiled(model):
+        return (f"{type(model._orig_mod).__name__} is compiled with torch.compile, whose "
+                f"forward fx cannot trace: pass the model before compiling it "
+                f"(`model._orig_mod`)")
+    if isinstance(model, _DATA_PARALLEL):
+        return (f"{type(model).__name__} only runs {type(model.module).__name__} on several "
+                f"devices: pass `model.module`, and wrap the model bnplace returns again")
+    return None
 
 
 def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
