@@ -140,8 +140,8 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
                 if join is not None:
                     act = join
                     skipped = skipped or (
-                        f"`{_name(part, users[0])}` joins another value (a residual connection) "
-                        f"between `{_name(part, cur)}` and the activation")
+                        f"`{_name(part, users[0])}` sums the output of `{_name(part, cur)}` with "
+                        f"another branch before the activation")
             break
         if len(users) > 1:
             skipped = skipped or _other_users(part, cur, users)

@@ -68,8 +68,8 @@ def test_repvgg_branches_summed_before_the_relu_are_chains_left_as_they_are() ->
     chains = find_chains(model)
     assert [(c.linear, c.activation, c.batchnorm, c.placement, c.skipped) for c in chains] == [
         (f"{stage}.{branch}.conv", f"{stage}.nonlinearity", f"{stage}.{branch}.bn",
-         Placement.BEFORE_ACTIVATION, f"`{add}` joins another value (a residual connection) "
-                                      f"between `{stage}.{branch}.bn` and the activation")
+         Placement.BEFORE_ACTIVATION, f"`{add}` sums the output of `{stage}.{branch}.bn` with "
+                                      f"another branch before the activation")
         for stage, add in (("stage0", "add"), ("stage1", "add_2"))
         for branch in ("rbr_dense", "rbr_1x1")]
     with pytest.warns(BnplaceWarning) as caught:

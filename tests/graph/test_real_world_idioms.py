@@ -234,8 +234,9 @@ def test_shared_activation_module_does_not_stop_a_chain() -> None:
     model = _trained_statistics(BasicBlock(), x)
     chains = find_chains(model).by_linear()
     assert chains["conv1"].skipped is None
-    assert "residual" in chains["conv2"].skipped
-    with pytest.warns(BnplaceWarning, match="residual"):
+    assert chains["conv2"].skipped == ("`add` sums the output of `bn2` with another branch "
+                                       "before the activation")
+    with pytest.warns(BnplaceWarning, match="with another branch before the activation"):
         new = rewrite(model, Placement.AFTER_ACTIVATION)
     assert find_chains(new).by_linear()["conv1"].placement is Placement.AFTER_ACTIVATION
     assert batchnorm_count(new) == 2
