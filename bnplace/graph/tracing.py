@@ -16,7 +16,8 @@ Two things differ from ``torch.fx.symbolic_trace``:
   like the original did. A stand-in used in control flow (``if self.training:``) marks the part
   :attr:`TracedPart.training_dependent`: its graph holds only the branch taken while tracing.
   The submodules of such a forward are traced as parts of their own, so only the calls the
-  branching forward makes itself are held back.
+  branching forward makes itself are held back. A forward that calls ``torch.utils.checkpoint``
+  is held back the same way: fx traces through the checkpoint, and the copy would not recompute.
 
 When the forward fails only because Python reads a shape (``for s in x.size()[1:]``) and example
 inputs are given, the model is traced again with those shapes fixed (see
@@ -25,6 +26,7 @@ inputs are given, the model is traced again with those shapes fixed (see
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -132,6 +134,7 @@ class ChainTracer(fx.Tracer):
         self.baked: str | None = None  # why self.training had to be baked in, if it was
         self.fixed: list[str] = []  # where a real value stood in for a proxy (ConcreteTracer)
         self.compiled: dict[str, str] = {}  # compiled submodules met (kept whole), and why
+        self.checkpointing: list[str] = []  # modules whose forward calls torch.utils.checkpoint
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         compiled = _kept_compiled(m)
@@ -157,12 +160,71 @@ class ChainTracer(fx.Tracer):
         finally:
             self._stack.pop()
 
+    def trace(self, root: nn.Module | Callable[..., Any],
+              concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        self.checkpointing = []
+        with _noting_checkpoints(self):
+            return super().trace(root, concrete_args)
+
+    def note_checkpoint(self) -> None:
+        """Record that the forward being traced calls ``torch.utils.checkpoint``."""
+        self.checkpointing.append(self._stack[-1] if self._stack else "")
+
+    def held_back(self) -> dict[str, str]:
+        """The modules (qualified names, '' = the root) whose forward a traced copy would change,
+        and how: a branch on ``self.training`` keeps one branch, and fx traces through
+        ``torch.utils.checkpoint``, so the copy would no longer recompute in backward."""
+        held = {f.owner: "branches on self.training, so a traced copy would keep only one branch"
+                for f in self.flags if f.used_in_control_flow}
+        for owner in self.checkpointing:
+            held.setdefault(owner, "calls torch.utils.checkpoint, which a traced copy would "
+                                   "drop (it would keep every activation for backward)")
+        return held
+
     def create_arg(self, a: Any) -> Any:
         if isinstance(a, _TrainingFlag):
             if self._training_node is None:
                 self._training_node = self.create_node("get_attr", "training", (), {})
             return self._training_node
         return super().create_arg(a)
+
+
+# How torch.utils.checkpoint.checkpoint runs its function (reentrant, or not): names looked up in
+# its module at every call, so they are seen however the model imported ``checkpoint``.
+_CHECKPOINT_RUNNERS = ("CheckpointFunction", "_checkpoint_without_reentrant_generator")
+
+
+class _NotedRunner:
+    """A checkpoint runner that tells the tracer it was called, then runs as it would."""
+
+    def __init__(self, runner: Any, tracer: ChainTracer) -> None:
+        self.runner = runner
+        self.tracer = tracer
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.tracer.note_checkpoint()
+        return self.runner(*args, **kwargs)
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any:  # an autograd.Function's entry
+        self.tracer.note_checkpoint()
+        return self.runner.apply(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _noting_checkpoints(tracer: ChainTracer) -> Any:
+    """While ``tracer`` traces, a call to ``torch.utils.checkpoint`` is recorded: fx traces
+    through it, and a traced copy would not checkpoint any more."""
+    import torch.utils.checkpoint as checkpoint
+
+    runners = {name: getattr(checkpoint, name) for name in _CHECKPOINT_RUNNERS
+               if hasattr(checkpoint, name)}
+    try:
+        for name, runner in runners.items():
+            setattr(checkpoint, name, _NotedRunner(runner, tracer))
+        yield
+    finally:
+        for name, runner in runners.items():
+            setattr(checkpoint, name, runner)
 
 
 @dataclass
@@ -176,7 +238,7 @@ class TracedPart:
     prefix: str
     module: nn.Module
     graph: fx.Graph
-    training_dependent: str | None = None  # why the graph holds one training mode only, if so
+    training_dependent: str | None = None  # why the graph does not train like the forward
     opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: no trace
     concrete: str | None = None  # where shapes were fixed from the example inputs (file:line)
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
@@ -339,9 +401,8 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
         return rejected
     tracer = attempt.tracer
     dependent = tracer.baked or next(
-        (f"the forward of `{_join(prefix, f.owner) or type(module).__name__}` branches on "
-         f"self.training, so a traced copy would keep only one branch"
-         for f in tracer.flags if f.used_in_control_flow), None)
+        (f"the forward of `{_join(prefix, owner) or type(module).__name__}` {why}"
+         for owner, why in tracer.held_back().items()), None)
     parts.append(TracedPart(prefix, module, attempt.graph, dependent, tuple(attempt.opaque),
                             ", ".join(tracer.fixed) or None))
     for name, why in tracer.compiled.items():
@@ -368,7 +429,7 @@ def _with_branching_kept_whole(module: nn.Module, attempt: _Attempt, leaf: tuple
     """
     if attempt.graph is None or attempt.tracer.baked:
         return attempt
-    owners = {f.owner for f in attempt.tracer.flags if f.used_in_control_flow}
+    owners = set(attempt.tracer.held_back())
     if "" in owners:
         by_position = positionally_used(module)
         kept = [name for name, child in module.named_children()
