@@ -4,8 +4,8 @@ holds the parameters it was built with, so a rewritten model needs a wrapper of 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,16 +54,15 @@ def test_the_wrapped_module_rewritten_and_wrapped_again_runs() -> None:
 
 
 @pytest.fixture
-def process_group() -> Iterator[None]:
+def process_group(tmp_path: Path) -> Iterator[None]:
     if not dist.is_available() or dist.is_initialized():
         pytest.skip("needs torch.distributed and no process group already running")
-    with tempfile.NamedTemporaryFile() as store:
-        dist.init_process_group("gloo", init_method=f"file://{store.name}", rank=0,
-                                world_size=1)
-        try:
-            yield
-        finally:
-            dist.destroy_process_group()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def test_a_distributed_data_parallel_model_is_refused_too(process_group: None) -> None:
