@@ -57,8 +57,11 @@ def test_the_wrapped_module_rewritten_and_wrapped_again_runs() -> None:
 def process_group(tmp_path: Path) -> Iterator[None]:
     if not dist.is_available() or dist.is_initialized():
         pytest.skip("needs torch.distributed and no process group already running")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
-                            world_size=1)
+    try:
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                                world_size=1)
+    except RuntimeError as err:  # gloo finds no network interface (an unresolvable hostname)
+        pytest.skip(f"a one-process gloo group cannot start here: {err}")
     try:
         yield
     finally:
