@@ -32,6 +32,7 @@ import inspect
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,12 @@ class _NotedRunner:
 
     def apply(self, *args: Any, **kwargs: Any) -> Any:  # an autograd.Function's entry
         self.tracer.note_checkpoint()
-        return self.runner.apply(*args, **kwargs)
+        with warnings.catch_warnings():
+            # the reentrant runner warns that the tracer's proxies do not require grad: true of
+            # tracing, not of the user's model, so not theirs to see
+            warnings.filterwarnings("ignore", "None of the inputs have requires_grad=True",
+                                    UserWarning)
+            return self.runner.apply(*args, **kwargs)
 
 
 @contextlib.contextmanager
