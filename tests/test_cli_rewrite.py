@@ -116,6 +116,21 @@ def test_untraceable_model_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "while x.norm() > 1" in lines[0] and "leaf_modules" in lines[0]
 
 
+def test_a_wrapped_model_is_told_to_pass_its_module_without_an_input_shape_hint(
+        tmp_path: Path) -> None:
+    source = tmp_path / "wrapped.py"
+    source.write_text("from torch import nn\n\n"
+                      "def wrapped():\n"
+                      "    return nn.DataParallel(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))\n")
+    result = CliRunner().invoke(main, ["rewrite", "--model", f"{source}:wrapped",
+                                       "--placement", "none"])
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.output.split())
+    assert line.startswith("Error: DataParallel only runs Sequential on several devices: pass "
+                           "`model.module`")
+    assert "--input-shape" not in line   # example inputs would not help
+
+
 def test_model_that_reads_shapes_traces_with_input_shape(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["rewrite", "--model", LENET, "--placement", "none"])
     assert result.exit_code == 2, result.output

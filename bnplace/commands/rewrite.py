@@ -57,7 +57,9 @@ def rewrite(spec: str, placement_name: str, model_kwargs: str | None, input_shap
             chains = graph.find_chains(model, example_inputs=example)
             new = graph.rewrite(model, placement, example_inputs=example)
         except graph.TraceError as err:
-            hint = "" if example is not None else " (here: --input-shape gives example inputs)"
+            # only where the graph pass suggests example inputs (not for a wrapped model)
+            hint = (" (here: --input-shape gives example inputs)"
+                    if "example_inputs" in str(err) else "")
             raise InputError(for_the_command_line(f"{err}{hint}")) from None
         except Exception as err:  # the user's model failed under tracing: one line, not a trace
             raise InputError(f"rewriting {spec!r} failed: {describe_error(err)}") from None
