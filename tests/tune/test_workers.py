@@ -80,8 +80,14 @@ def test_interrupted_and_killed_workers_resume_without_counting_twice(tmp_path):
 def run_two_workers(storage: str, tmp_path: Path) -> list:
     args = ("--trials", "8", "--epochs", "10", "--heartbeat", "1", "--storage", storage)
     workers = [start_cli(*args, "--output", str(tmp_path / f"w{i}")) for i in range(2)]
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=120)
+    try:
+        # generous: on a loaded 2-core machine two workers' imports alone can take a minute
+        results = [worker.communicate(timeout=300) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()  # after a timeout: no worker left running past the test
+            worker.wait()
+    for worker, (_, stderr) in zip(workers, results):
         assert worker.returncode == 0, stderr
     return trials_of(storage, STUDY)
 
