@@ -73,6 +73,13 @@ def dotted_text(node: cst.BaseExpression) -> str | None:
     return None
 
 
+def string_literal(node: cst.BaseExpression | None) -> str | None:
+    """The text of a plain string literal."""
+    if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str):
+        return node.evaluated_value
+    return None
+
+
 def _is_keras(package: list[str]) -> bool:
     return "keras" in package
 

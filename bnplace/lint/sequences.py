@@ -38,7 +38,8 @@ from bnplace.lint.bindings import Bindings
 from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.lint.names import LayerClass, NameResolver, dotted_text
+from bnplace.lint.names import LayerClass, NameResolver, dotted_text, string_literal
+from bnplace.lint.positional import find_positional
 from bnplace.placement import LayerKind, activation_function, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
@@ -177,6 +178,10 @@ class _Describer:
         self._discarded: list[Layer] = []
         self._attribute_batchnorms: list[tuple[str, Layer]] = []
         self._in_sequential_class = False  # ``super().__init__(conv, bn, act)`` builds one
+        # where the layers each name has held were written, and the layers of the containers
+        # read without a name: a name the code indexes pins them (``seq[1]``)
+        self._held: dict[str, set[Location]] = {}
+        self._unnamed: list[Layer] = []
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
@@ -189,7 +194,7 @@ class _Describer:
         for node in self._nodes:
             if id(node) not in readers:
                 self._emit(_path(node, readers), lone=True)
-        return Description(tuple(self._sequences), tuple(dict.fromkeys(self._unused)),
+        return Description(self._pinned(tuple(self._sequences)), tuple(dict.fromkeys(self._unused)),
                            tuple(dict.fromkeys(self._discarded)))
 
     def _run_unwalked_containers(self) -> None:
@@ -199,7 +204,22 @@ class _Describer:
         names known."""
         for call in _container_calls(self._module):
             if id(call) not in self._seen_containers and self._names.is_sequential(call.func):
-                self._called_layers(call, _Frame())
+                self._unnamed += self._called_layers(call, _Frame()) or ()
+
+    def _pinned(self, sequences: tuple[Layers, ...]) -> tuple[Layers, ...]:
+        """The sequences with the layers of containers that the code refers to by position
+        (``seq[1]``, ``model.layers[2]``) made immovable: a swap would change what the position
+        names. Looked for only where a Dropout could move."""
+        if not any(layer.kind is LayerKind.DROPOUT and layer.movable
+                   for layers in sequences for layer in layers):
+            return sequences
+        use = find_positional(self._module)
+        regions = [self._location(node) for node in use.bindings]
+        pinned = {where for name in use.names for where in self._held.get(name, ())}
+        pinned.update(layer.location for layer in self._unnamed
+                      if any(_contains(region, layer.location) for region in regions))
+        return tuple(tuple(replace(layer, movable=False) if layer.location in pinned else layer
+                           for layer in layers) for layers in sequences)
 
     # blocks and statements
 
@@ -406,7 +426,7 @@ class _Describer:
                 frame.classes[key] = replace(layer_class, replaceable=layer_class.replaceable
                                              or bool(frame.guarded))
             return
-        frame.values[key] = layers
+        self._hold(key, layers, frame)
         self._bind_entries(key, value, frame)
         if _is_one_batchnorm(layers, value):
             if isinstance(target, cst.Name) and not self._is_referenced(target, statement):
@@ -461,7 +481,16 @@ class _Describer:
 
     def _extend(self, key: str | None, layers: Layers | None, frame: _Frame) -> None:
         if key is not None and layers is not None:
-            frame.values[key] = frame.values.get(key, ()) + layers
+            self._hold(key, frame.values.get(key, ()) + layers, frame)
+
+    def _hold(self, key: str, layers: Layers, frame: _Frame) -> None:
+        frame.values[key] = layers
+        self._remember(key, layers)
+
+    def _remember(self, key: str, layers: Layers) -> None:
+        """Where the layers ``key`` holds are written: if the code indexes ``key``, a swap there
+        would change what the index names."""
+        self._held.setdefault(key, set()).update(layer.location for layer in layers)
 
     def _read_elsewhere(self, target: cst.BaseExpression) -> bool:
         """Whether code outside the walked statements may read what ``target`` holds: an
@@ -496,7 +525,7 @@ class _Describer:
             key = self._key(node.target, frame)
             if layers is not None and key is not None:
                 frame.forget(key)
-                frame.values[key] = layers
+                self._hold(key, layers, frame)
             return layers
         if isinstance(node, cst.IfExp):  # ``nn.Dropout(p) if p else None``: the layer it may be
             frame.conditional += 1
@@ -537,6 +566,8 @@ class _Describer:
         if builds_sequential or self._names.is_sequential(call.func):
             self._seen_containers.add(id(call))
             layers = self._container(call, frame)
+            if builds_sequential:  # ``self[0]`` names one of them
+                self._remember("self", layers)
             self._emit(layers, lone=True)
             return layers
         if self._names.is_module_dict(call.func):
@@ -604,7 +635,7 @@ class _Describer:
         entries, not a sequence (a ModuleDict's order is not its data flow)."""
         method, args = call.func.attr.value, [arg.value for arg in call.args]
         if method == "add_module" and len(args) == 2:
-            self._bind_items(receiver, [(_string(args[0]), args[1], call)], frame)
+            self._bind_items(receiver, [(string_literal(args[0]), args[1], call)], frame)
         elif method == "update" and len(args) == 1:
             self._bind_items(receiver, _named_items(args[0]), frame)
 
@@ -746,7 +777,8 @@ class _Describer:
         if not isinstance(node, cst.Subscript):
             return dotted_text(node)
         head, index = self._key(node.value, frame), _index(node)
-        name = frame.loop_keys.get(index.value) if isinstance(index, cst.Name) else _string(index)
+        name = (frame.loop_keys.get(index.value) if isinstance(index, cst.Name)
+                else string_literal(index))
         return f"{head}.{name}" if head is not None and name is not None else None
 
     def _opaque(self, node: cst.CSTNode) -> Layer:
@@ -976,6 +1008,11 @@ def _path(node: _Node, readers: Counter[int]) -> Layers:
     return tuple(reversed(layers))
 
 
+def _contains(outer: Location, inner: Location) -> bool:
+    return ((outer.row, outer.column) <= (inner.row, inner.column)
+            and (inner.end_row, inner.end_column) <= (outer.end_row, outer.end_column))
+
+
 def _owner(name: str) -> str:
     """``self.layers`` for ``self.layers.bn``: a module kept in another (a ModuleDict entry,
     ``self.block.bn``) is read wherever its owner is."""
@@ -985,13 +1022,6 @@ def _owner(name: str) -> str:
 def _is_module_dict(layers: Layers | None) -> bool:
     return (layers is not None and len(layers) == 1 and layers[0].kind is None
             and layers[0].type_name == _MODULE_DICT)
-
-
-def _string(node: cst.BaseExpression | None) -> str | None:
-    """The text of a plain string literal."""
-    if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str):
-        return node.evaluated_value
-    return None
 
 
 def _index(node: cst.Subscript) -> cst.BaseExpression | None:
@@ -1007,7 +1037,7 @@ def _literal_bindings(statement: cst.For | cst.While) -> list[dict[str, str]] | 
     if not (isinstance(statement, cst.For) and isinstance(statement.target, cst.Name)
             and isinstance(statement.iter, (cst.List, cst.Tuple)) and statement.iter.elements):
         return None
-    keys = [_string(element.value) for element in statement.iter.elements]
+    keys = [string_literal(element.value) for element in statement.iter.elements]
     if None in keys:
         return None
     return [{statement.target.value: key} for key in keys if key is not None]
@@ -1018,11 +1048,11 @@ def _named_items(node: cst.BaseExpression | None) -> list[_Item]:
     ``{"fc": m}``, ``dict(fc=m)`` or an ``OrderedDict`` of any of these. The name is None where
     it is not a literal string; other items (``**rest``) are left out."""
     if isinstance(node, (cst.List, cst.Tuple)):
-        return [(_string(pair.elements[0].value), pair.elements[1].value, pair)
+        return [(string_literal(pair.elements[0].value), pair.elements[1].value, pair)
                 for pair in (element.value for element in node.elements)
                 if isinstance(pair, (cst.Tuple, cst.List)) and len(pair.elements) == 2]
     if isinstance(node, cst.Dict):
-        return [(_string(element.key), element.value, element) for element in node.elements
+        return [(string_literal(element.key), element.value, element) for element in node.elements
                 if isinstance(element, cst.DictElement)]
     name = dotted_text(node.func) if isinstance(node, cst.Call) else None
     if name is None or not (name == "dict" or name.endswith("OrderedDict")):

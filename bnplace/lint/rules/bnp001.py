@@ -43,7 +43,11 @@ RULE = Rule(
     fix="Put the BatchNorm in front of the Dropout (or straight after the linear layer). "
         "`--fix` swaps the two layers when they sit next to each other and nothing but the "
         "BatchNorm reads the Dropout's output (`return out, h` would return the other "
-        "layer's output after the swap).",
+        "layer's output after the swap), and not where the file refers to the container's "
+        "layers by position (`seq[1]`, `model.layers[2]`, `model.pop()`, `enumerate(seq)`): "
+        "the position would name the other layer. A swap in an `nn.Sequential` renames its "
+        "`state_dict` keys (`seq.1.weight` becomes `seq.0.weight`), so a checkpoint saved "
+        "before the fix no longer loads by key (rename its keys to load it).",
     valid=(
         "layers = [Dense(4096, activation='relu'), BatchNormalization(), Dropout(p)]\n",
         "x = Dropout(0.5)(x)\nx = Dense(64)(x)\nx = BatchNormalization()(x)\n",
