@@ -44,3 +44,18 @@ def placements(model: nn.Module) -> list[str]:
 
 def batchnorm_count(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def trained_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """``model`` in eval mode with running statistics and affine parameters far from a fresh
+    BN's, so a fold or rewrite that ignores them shows in the outputs."""
+    torch.manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(x * 2 + 1)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-1, 1)
+    return model.eval()

@@ -9,7 +9,7 @@ from torch import nn
 
 from bnplace import Placement
 from bnplace.graph import BnplaceWarning, TraceError, find_chains, fold_with_report, rewrite
-from tests.graph.helpers import outputs
+from tests.graph.helpers import outputs, trained_statistics
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
@@ -49,22 +49,10 @@ class RepVGG(nn.Module):
         return self.linear(out.view(out.size(0), -1))
 
 
-def _with_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    torch.manual_seed(0)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(x * 2 + 1)
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.uniform_(0.5, 2)
-                m.bias.uniform_(-1, 1)
-    return model.eval()
-
 
 def test_repvgg_branches_summed_before_the_relu_are_chains_left_as_they_are() -> None:
     x = torch.randn(4, 3, 8, 8)
-    model = _with_statistics(RepVGG(), x)
+    model = trained_statistics(RepVGG(), x)
     chains = find_chains(model)
     assert [(c.linear, c.activation, c.batchnorm, c.placement, c.skipped) for c in chains] == [
         (f"{stage}.{branch}.conv", f"{stage}.nonlinearity", f"{stage}.{branch}.bn",

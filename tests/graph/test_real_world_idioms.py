@@ -13,21 +13,8 @@ from torch import nn
 from bnplace import Placement
 from bnplace.graph import (BnplaceWarning, TraceError, drop_redundant_bias, find_chains, fold,
                            fold_with_report, rewrite)
-from tests.graph.helpers import batchnorm_count, identity_batchnorms, outputs
+from tests.graph.helpers import batchnorm_count, identity_batchnorms, outputs, trained_statistics
 
-
-def _trained_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """Running statistics and affine parameters that are far from a fresh BN's."""
-    torch.manual_seed(0)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(x * 2 + 1)
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.uniform_(0.5, 2)
-                m.bias.uniform_(-1, 1)
-    return model.eval()
 
 
 class Conv2dSame(nn.Conv2d):
@@ -77,7 +64,7 @@ class StdThenBN(nn.Module):
 @pytest.mark.parametrize("model_class", [SameThenBN, StdThenBN])
 def test_layer_subclass_with_its_own_forward_is_not_merged_into(model_class: type) -> None:
     x = torch.randn(2, 3, 8, 8)
-    model = _trained_statistics(model_class(), x)
+    model = trained_statistics(model_class(), x)
     folded, report = fold_with_report(model, example_inputs=x)
     assert not report.folded
     assert "overrides forward" in report.left["bn"]
@@ -102,7 +89,7 @@ class Tied(nn.Module):
 
 def test_fold_into_a_private_copy_works_with_example_inputs() -> None:
     x = torch.randn(8, 16)
-    model = _trained_statistics(Tied(), x)
+    model = trained_statistics(Tied(), x)
     folded, report = fold_with_report(model, example_inputs=x)
     assert [(f.batchnorm, f.copy_of) for f in report.folded] == [("bn", "enc")]
     torch.testing.assert_close(folded(x), model(x))
@@ -231,7 +218,7 @@ class BasicBlock(nn.Module):
 
 def test_shared_activation_module_does_not_stop_a_chain() -> None:
     x = torch.randn(4, 4, 5, 5)
-    model = _trained_statistics(BasicBlock(), x)
+    model = trained_statistics(BasicBlock(), x)
     chains = find_chains(model).by_linear()
     assert chains["conv1"].skipped is None
     assert chains["conv2"].skipped == ("`add` sums the output of `bn2` with another branch "
@@ -273,7 +260,7 @@ class SlicesUntraceably(nn.Module):
 
 def test_sequential_used_by_position_keeps_its_positions() -> None:
     x = torch.randn(8, 16)
-    model = _trained_statistics(PicksByIndex(), x)
+    model = trained_statistics(PicksByIndex(), x)
     for placement in (Placement.AFTER_ACTIVATION, Placement.NONE):
         new = rewrite(model, placement, example_inputs=x)
         assert [c.placement for c in find_chains(new)] == [placement]
@@ -329,7 +316,7 @@ class Generator(nn.Module):
 
 def test_transposed_convolutions_form_chains_and_keep_outputs() -> None:
     z = torch.randn(4, 8, 1, 1)
-    model = _trained_statistics(Generator(), z)
+    model = trained_statistics(Generator(), z)
     chains = find_chains(model).by_linear()
     assert (chains["main.0"].placement, chains["main.0"].skipped) == (
         Placement.BEFORE_ACTIVATION, None)
@@ -360,7 +347,7 @@ class ReadsItsBias(nn.Module):
 
 def test_a_bias_the_forward_reads_is_kept() -> None:
     x = torch.randn(4, 8)
-    model = _trained_statistics(ReadsItsBias(), x)
+    model = trained_statistics(ReadsItsBias(), x)
     assert drop_redundant_bias(model).fc.bias is not None
     for placement in Placement:
         new = rewrite(model, placement)
