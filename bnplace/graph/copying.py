@@ -29,20 +29,25 @@ _plain_classes: dict[type, bool] = {}
 
 def copy_module(module: M) -> M:
     """An independent copy of ``module``, equivalent to ``copy.deepcopy(module)``."""
-    return _copy(module, _computed_attributes(module))
+    return _copy(module, {})
+
+
+def _computed(value: Any) -> bool:
+    """Whether ``value`` is a tensor attribute computed in the last forward (the old-style
+    ``spectral_norm`` and ``weight_norm`` hooks set ``module.weight`` from ``weight_orig`` on
+    every call): ``copy.deepcopy`` refuses such a non-leaf tensor, and the hook computes it again
+    on the next call, so a detached copy stands in for it."""
+    return isinstance(value, torch.Tensor) and not value.is_leaf
+
+
+def _detached(value: torch.Tensor) -> torch.Tensor:
+    return value.detach().clone(memory_format=torch.preserve_format)
 
 
 def _computed_attributes(module: nn.Module) -> dict[int, Any]:
-    """A deepcopy memo holding detached copies of the plain tensor attributes computed in the
-    last forward (the old-style ``spectral_norm`` and ``weight_norm`` hooks set ``module.weight``
-    from ``weight_orig`` on every call): ``copy.deepcopy`` refuses such a non-leaf tensor, and the
-    hook computes it again on the next call."""
-    memo: dict[int, Any] = {}
-    for m in module.modules():
-        for value in vars(m).values():
-            if isinstance(value, torch.Tensor) and not value.is_leaf:
-                memo[id(value)] = value.detach().clone(memory_format=torch.preserve_format)
-    return memo
+    """A deepcopy memo of detached copies of the computed tensor attributes below ``module``."""
+    return {id(value): _detached(value) for m in module.modules() for value in vars(m).values()
+            if _computed(value)}
 
 
 def _plain(cls: type) -> bool:
@@ -66,6 +71,7 @@ def _copy(module: Any, memo: dict[int, Any]) -> Any:
         return memo[key]
     cls = type(module)
     if not _plain(cls):
+        memo.update(_computed_attributes(module))
         new = copy.deepcopy(module, memo)
         if isinstance(module, fx.GraphModule) and type(new) is not cls:
             new.__class__.__name__ = cls.__name__  # its own class; deepcopy loses the name
@@ -84,6 +90,8 @@ def _copy(module: Any, memo: dict[int, Any]) -> Any:
             state[name] = _copy_dict(value, memo, modules=False)
         elif kind in _EMPTY_OK and not value:
             state[name] = kind()
+        elif _computed(value):
+            state[name] = _detached(value)
         else:
             state[name] = copy.deepcopy(value, memo)
     new.__dict__.update(state)
