@@ -30,6 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
@@ -209,9 +210,11 @@ class _Describer:
     def _pinned(self, sequences: tuple[Layers, ...]) -> tuple[Layers, ...]:
         """The sequences with the layers of containers that the code refers to by position
         (``seq[1]``, ``model.layers[2]``) made immovable: a swap would change what the position
-        names. Looked for only where a Dropout could move."""
-        if not any(layer.kind is LayerKind.DROPOUT and layer.movable
-                   for layers in sequences for layer in layers):
+        names. Looked for only where a fix could swap a Dropout and the BatchNorm right after
+        it (BNP001's, the one fix that moves layers): the search walks the whole tree."""
+        if not any(first.kind is LayerKind.DROPOUT and first.movable
+                   and second.kind is LayerKind.BATCHNORM
+                   for layers in sequences for first, second in pairwise(layers)):
             return sequences
         use = find_positional(self._module)
         regions = [self._location(node) for node in use.bindings]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from bnplace import Placement
-from bnplace.graph import BnplaceWarning, find_chains, fold_with_report, rewrite
+from bnplace.graph import find_chains, fold_with_report, rewrite
 
 Wrap = Callable[[nn.Module], nn.Module]
 pytestmark = pytest.mark.filterwarnings(
