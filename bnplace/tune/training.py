@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnplace.tune.data import Batches, Dataset
+from bnplace.tune.sgd import MomentumSGD
 
 MOMENTUM = 0.9
 EVAL_BATCH_SIZE = 1024
@@ -95,9 +96,8 @@ def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size
     NaN or infinite ends the run with ``diverged`` set.
     """
     generator = torch.Generator().manual_seed(seed)
-    # fused: one kernel for all parameters instead of a few per parameter (CPU and CUDA)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM,
-                                weight_decay=weight_decay, nesterov=nesterov, fused=True)
+    optimizer = MomentumSGD(model.parameters(), lr=lr, momentum=MOMENTUM,
+                            weight_decay=weight_decay, nesterov=nesterov)
     run = run if run is not None else TrainingRun()
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -114,16 +114,14 @@ def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size
     return run
 
 
-def _train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
+def _train_epoch(model: nn.Module, batches: Batches, optimizer: MomentumSGD,
                  batch_size: int, generator: torch.Generator, device: torch.device) -> float:
     model.train()
     loss_sum = torch.zeros((), device=device)
     for inputs, targets in batches.shuffled(batch_size, generator):
         with _autocast(device):
             loss = F.cross_entropy(model(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer.step(loss)
         loss_sum += loss.detach()
     return loss_sum.item()  # one host sync per epoch
 
