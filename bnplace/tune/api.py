@@ -22,8 +22,9 @@ from bnplace.tune.files import StagedFiles
 from bnplace.tune.options import TuneInputError, TuneOptions, options_from
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
+from bnplace.tune.sampling import make_sampler
 from bnplace.tune.storage import best_completed, open_study, storage_url
-from bnplace.tune.study import Objective, Trainer, make_pruner, make_sampler, run_trials
+from bnplace.tune.study import Objective, Trainer, make_pruner, run_trials
 from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
 from bnplace.tune.winner import WINNER_FILES, Checkpoints, stage_winner
@@ -78,7 +79,7 @@ def tune(model_fn: ModelFactory | str, data: DataSource = "digits", *,
         study = open_study(settings, settings.output, name,
                            _study_settings(settings, model_fn, model_kwargs, probe, dataset),
                            make_pruner(settings))
-        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
+        study.sampler = make_sampler(settings)
         trainer = Trainer(build, dataset.to(device), settings, device)
         checkpoints = Checkpoints(settings.output / CHECKPOINTS, name)
         threads = settings.threads or default_threads(probe, device)

@@ -15,7 +15,6 @@ import optuna
 import torch
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.pruners import BasePruner
-from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
@@ -27,19 +26,6 @@ from bnplace.tune.storage import (EPOCH_SECONDS, EPOCHS, NOT_RUN, REASON, WORKER
                                   enqueue_missing, fail_stale_trials, is_counted, over_budget)
 from bnplace.tune.training import TrainingRun, train
 from bnplace.tune.variants import ModelFactory, build_variant
-
-
-def make_sampler(options: TuneOptions, earlier_trials: int) -> BaseSampler:
-    """TPE after one random round per placement; grid and the first cells are enqueued instead.
-
-    Seeded with ``--seed`` plus the trials the study already holds: a fresh study draws the same
-    every time, and a resumed one does not draw again what the last process drew (random
-    sampling would repeat its pairs, TPE copy its last trial).
-    """
-    seed = options.seed + earlier_trials
-    if options.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=len(options.placements) + 2)
-    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def make_pruner(options: TuneOptions) -> BasePruner:
