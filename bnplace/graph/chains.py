@@ -25,6 +25,17 @@ class ChainNodes:
     dropout: fx.Node | None
     batchnorm: fx.Node | None
 
+    @property
+    def dropout_first(self) -> bool:
+        """Does the dropout come before the activation (PointNet's ``relu(bn(dropout(fc(x))))``)?
+        Every placement puts it after the activation, so a rewrite moves it there."""
+        node = main_input(self.activation)
+        while isinstance(node, fx.Node) and node is not self.linear:
+            if node is self.dropout:
+                return True
+            node = main_input(node)
+        return False
+
 
 @dataclass(frozen=True)
 class Chain:
@@ -127,9 +138,9 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
           modules: dict[str, nn.Module], calls: Counter,
           positions_of: dict[str, dict[str, int]]) -> Chain | None:
     act = drop = bn = None
-    bn_after: fx.Node | None = None  # the member the BN follows
+    met = [linear]  # the members, in graph order
     skipped: str | None = None
-    cur = last = linear  # the node reached, and the last member (an nn.Identity is passed over)
+    cur = linear  # the node reached (an nn.Identity is passed over)
     while True:
         users = list(cur.users)
         follow = [u for u in users if main_input(u) is cur
@@ -139,6 +150,7 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
                 join = _residual_join(users[0], kinds, modules)
                 if join is not None:
                     act = join
+                    met.append(act)
                     skipped = skipped or (
                         f"`{_name(part, users[0])}` sums the output of `{_name(part, cur)}` with "
                         f"another branch before the activation")
@@ -148,24 +160,16 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
         nxt = follow[0]
         kind = kinds[nxt]
         if kind is LayerKind.BATCHNORM:
-            bn, bn_after = nxt, last
+            bn = nxt
         elif kind is LayerKind.ACTIVATION:
             act = nxt
         elif kind is LayerKind.DROPOUT:
             drop = nxt
-        cur = nxt
         if kind is not None:
-            last = nxt
+            met.append(nxt)
+        cur = nxt
     if act is None:
         return None
-    placement = Placement.NONE
-    if bn is not None:
-        if bn_after is linear:
-            placement = Placement.BEFORE_ACTIVATION
-        elif bn_after is act:
-            placement = Placement.AFTER_ACTIVATION
-        else:
-            placement = Placement.AFTER_DROPOUT
     members = [n for n in (linear, act, drop, bn) if n is not None]
     skipped = (skipped or _shared_member(part, members, kinds, calls)
                or _trailing_batchnorm(part, cur, bn, modules, kinds)
@@ -182,10 +186,25 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
         linear=_name(part, linear), activation=_name(part, act),
         dropout=_name(part, drop) if drop is not None else None,
         batchnorm=_name(part, bn) if bn is not None else None,
-        placement=placement, skipped=skipped, part=part.prefix,
+        placement=_placement(met, act, drop, bn), skipped=skipped, part=part.prefix,
         nodes=ChainNodes(linear, act, drop, bn),
         container=container, shape=shape,
     )
+
+
+def _placement(met: list[fx.Node], act: fx.Node, drop: fx.Node | None,
+               bn: fx.Node | None) -> Placement:
+    """Where the BN sits: after the dropout when it follows it (also before the activation, as in
+    PointNet's ``relu(bn(dropout(fc(x))))``: it normalizes dropped-out values, the variance
+    shift), else after the activation when it follows that, else before the activation."""
+    if bn is None:
+        return Placement.NONE
+    before = met[:met.index(bn)]
+    if drop is not None and drop in before:
+        return Placement.AFTER_DROPOUT
+    if act in before:
+        return Placement.AFTER_ACTIVATION
+    return Placement.BEFORE_ACTIVATION
 
 
 def _shared_member(part: TracedPart, members: list[fx.Node],
@@ -310,9 +329,9 @@ def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, 
     if kind is LayerKind.BATCHNORM:
         return bn is None
     if kind is LayerKind.ACTIVATION:
-        return act is None and drop is None
-    if kind is LayerKind.DROPOUT:
-        return act is not None and drop is None
+        return act is None
+    if kind is LayerKind.DROPOUT:  # also before the activation (see ChainNodes.dropout_first)
+        return drop is None
     return False
 
 

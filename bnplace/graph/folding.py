@@ -169,11 +169,11 @@ class _Folder:
         name = self.names[id(bn)]
         scale, shift = batchnorm_affine(bn)
         source = main_input(node)
-        if isinstance(source, fx.Node) and source.op == "call_module" \
-                and node_kind(source, modules) is LayerKind.LINEAR:
-            problem = self._preceding_problem(part, source, node, bn, modules)
+        linear, reader = _preceding(part, node, modules)
+        if linear is not None:
+            problem = self._preceding_problem(part, linear, reader, bn, modules)
             if problem is None:
-                layer, copy_of = self._own_layer(part, source, modules)
+                layer, copy_of = self._own_layer(part, linear, modules)
                 merge_into_preceding(layer, scale, shift)
                 return FoldedBatchNorm(name, self.names[id(layer)], "preceding", copy_of)
             before = problem
@@ -242,6 +242,22 @@ class _Folder:
         if not _channel_axes_match(layer, bn, output_shape(source)):
             return f"the BN does not normalise the output axis of `{self.names[id(layer)]}`"
         return None
+
+
+def _preceding(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
+               ) -> tuple[fx.Node | None, fx.Node]:
+    """The Linear/Conv module call a BN reads, directly or through dropouts (the identity at
+    inference: PointNet's ``bn2(dropout(fc2(x)))``), and the node that reads it; ``(None, node)``
+    when there is none."""
+    reader, source = node, main_input(node)
+    while isinstance(source, fx.Node) and node_kind(source, modules) is LayerKind.DROPOUT:
+        if _value_users(source) != [reader] or _dropout_problem(part, source, modules):
+            return None, node
+        reader, source = source, main_input(source)
+    if isinstance(source, fx.Node) and source.op == "call_module" \
+            and node_kind(source, modules) is LayerKind.LINEAR:
+        return source, reader
+    return None, node
 
 
 @dataclass(frozen=True)

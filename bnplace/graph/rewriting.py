@@ -223,15 +223,19 @@ def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed
     graph = part.graph
     linear, act, drop, old = (chain.nodes.linear, chain.nodes.activation, chain.nodes.dropout,
                               chain.nodes.batchnorm)
+    dropout_first = chain.nodes.dropout_first
     moved = None
     if old is not None:
-        source = main_input(old)
-        assert isinstance(source, fx.Node)
-        old.replace_all_uses_with(source)
         moved = (old.op, old.target, old.args, dict(old.kwargs))  # erasing clears a node's args
+        _take_out(old)
         if old.op == "call_module":
             removed.add(str(old.target))
         graph.erase_node(old)
+    if drop is not None and dropout_first:  # every placement puts it after the activation
+        _take_out(drop)
+        drop.args, drop.kwargs = with_main_input(drop.args, drop.kwargs, act)
+        act.append(drop)
+        act.replace_all_uses_with(drop, delete_user_cb=lambda user: user is not drop)
     if target is Placement.NONE:
         return []
     anchor = {Placement.BEFORE_ACTIVATION: linear, Placement.AFTER_ACTIVATION: act,
@@ -251,6 +255,13 @@ def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed
             and bn_node.op == "call_module":
         return [(part.modules[str(linear.target)], part.modules[str(bn_node.target)])]
     return []
+
+
+def _take_out(node: fx.Node) -> None:
+    """Let the users of a one-input layer ``node`` read its input instead."""
+    source = main_input(node)
+    assert isinstance(source, fx.Node)
+    node.replace_all_uses_with(source)
 
 
 def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.GraphModule:
