@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
+from bnplace.graph.channels import past_kept_channels
 from bnplace.graph.copying import copy_module
 from bnplace.graph.kinds import main_input, module_kind, overrides_forward
 from bnplace.graph.tracing import Trace, trace
@@ -21,7 +22,8 @@ from bnplace.placement import LayerKind
 
 
 def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
-    """(linear, batchnorm) qualified module names where the linear feeds only that BN.
+    """(linear, batchnorm) qualified module names where the linear feeds only that BN, directly
+    or through what keeps its channels as they are (TCN's chomp: see :mod:`.channels`).
 
     Both must be called exactly once, so changing them changes nothing else, and the linear
     layer must compute as its torch class does (a subclass's own forward may use its bias
@@ -36,15 +38,23 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
             if node.op != "call_module" or calls[node.target] != 1:
                 continue
             linear = modules[node.target]
-            if module_kind(linear) is not LayerKind.LINEAR or len(node.users) != 1 \
-                    or overrides_forward(linear):
+            if module_kind(linear) is not LayerKind.LINEAR or overrides_forward(linear):
                 continue
-            user = next(iter(node.users))
-            if (user.op == "call_module" and calls[user.target] == 1 and main_input(user) is node
+            user = _reader(node, modules)
+            if (user is not None and user.op == "call_module" and calls[user.target] == 1
                     and module_kind(modules[user.target]) is LayerKind.BATCHNORM
                     and part.qualified(str(node.target)) not in read):
                 pairs.append((part.qualified(str(node.target)), part.qualified(str(user.target))))
     return pairs
+
+
+def _reader(linear: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
+    """The one node reading ``linear``'s output past what keeps its channels, or None."""
+    end = past_kept_channels(linear, modules)
+    if len(end.users) != 1:
+        return None
+    user = next(iter(end.users))
+    return user if main_input(user) is end else None
 
 
 def biases_read(traced: Trace) -> set[str]:

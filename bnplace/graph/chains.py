@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import fx, nn
 
+from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.kinds import (activation_of, call_name, is_add, is_arithmetic, is_identity,
                                  is_mul, is_pooling, is_reshape, main_input, node_kind)
 from bnplace.graph.positional import positionally_used
@@ -140,11 +141,13 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
     act = drop = bn = None
     met = [linear]  # the members, in graph order
     skipped: str | None = None
-    cur = linear  # the node reached (an nn.Identity is passed over)
+    first = channels_first(linear, modules)
+    cur = linear  # the node reached (an nn.Identity, or a slice before the activation, is passed)
     while True:
         users = list(cur.users)
-        follow = [u for u in users if main_input(u) is cur
-                  and (is_identity(u, modules) or _continues(u, kinds, act, drop, bn))]
+        follow = [u for u in users if main_input(u) is cur and (
+            is_identity(u, modules) or (act is None and keeps_channels(u, modules, first))
+            or _continues(u, kinds, act, drop, bn))]
         if not follow:
             if act is None and len(users) == 1:
                 join = _residual_join(users[0], kinds, modules)

@@ -31,6 +31,7 @@ from torch import fx, nn
 from torch.nn.utils import parametrize
 
 from bnplace.graph.affine import batchnorm_affine, merge_into_following, merge_into_preceding
+from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.kinds import (describe, is_average_pool, is_identity, is_max_pool, main_input,
                                  node_kind, overrides_forward)
 from bnplace.graph.copying import copy_module
@@ -246,18 +247,27 @@ class _Folder:
 
 def _preceding(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
                ) -> tuple[fx.Node | None, fx.Node]:
-    """The Linear/Conv module call a BN reads, directly or through dropouts (the identity at
-    inference: PointNet's ``bn2(dropout(fc2(x)))``), and the node that reads it; ``(None, node)``
-    when there is none."""
+    """The Linear/Conv module call a BN reads, directly or through what is the identity on its
+    channels at inference (a dropout, TCN's chomp: see :mod:`.channels`), and the node that reads
+    it; ``(None, node)`` when there is none."""
+    path = []
     reader, source = node, main_input(node)
-    while isinstance(source, fx.Node) and node_kind(source, modules) is LayerKind.DROPOUT:
-        if _value_users(source) != [reader] or _dropout_problem(part, source, modules):
+    while isinstance(source, fx.Node) and node_kind(source, modules) is not LayerKind.LINEAR:
+        if _value_users(source) != [reader] or not _passes(part, source, modules, True):
             return None, node
+        path.append(source)
         reader, source = source, main_input(source)
-    if isinstance(source, fx.Node) and source.op == "call_module" \
-            and node_kind(source, modules) is LayerKind.LINEAR:
-        return source, reader
-    return None, node
+    if not isinstance(source, fx.Node) or source.op != "call_module" or not all(
+            _passes(part, n, modules, channels_first(source, modules)) for n in path):
+        return None, node
+    return source, reader
+
+
+def _passes(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module], first: bool) -> bool:
+    """Is ``node`` the identity on the channels of a layer output at inference?"""
+    if node_kind(node, modules) is LayerKind.DROPOUT:
+        return _dropout_problem(part, node, modules) is None
+    return keeps_channels(node, modules, first)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any, Union
 from torch import fx, nn
 
 from bnplace.graph.bias import biases_read, linear_batchnorm_pairs, move_bias_into_batchnorm
+from bnplace.graph.channels import past_kept_channels
 from bnplace.graph.copying import copy_module
 from bnplace.graph.chains import Chain, ChainList, find_chains
 from bnplace.graph.kinds import main_input, with_main_input
@@ -238,8 +239,10 @@ def _rewrite_in_graph(part: TracedPart, chain: Chain, target: Placement, removed
         act.replace_all_uses_with(drop, delete_user_cb=lambda user: user is not drop)
     if target is Placement.NONE:
         return []
-    anchor = {Placement.BEFORE_ACTIVATION: linear, Placement.AFTER_ACTIVATION: act,
-              Placement.AFTER_DROPOUT: drop or act}[target]
+    # before the activation means after what keeps the linear's channels (TCN's chomp), so the
+    # BN's statistics cover the values the activation sees
+    anchor = {Placement.BEFORE_ACTIVATION: past_kept_channels(linear, part.modules),
+              Placement.AFTER_ACTIVATION: act, Placement.AFTER_DROPOUT: drop or act}[target]
     with graph.inserting_after(anchor):
         if moved is not None:
             op, target_name, args, kwargs = moved

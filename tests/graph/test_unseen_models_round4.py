@@ -1,6 +1,6 @@
 """Published blocks the graph pass used to pass over without a word: PointNet's head (a Dropout
-between a Linear and its BatchNorm). Each is now a chain that is rewritten exactly, or a chain
-listed as skipped, with why.
+between a Linear and its BatchNorm), TCN's TemporalBlock (a chomp between the Conv and the ReLU).
+Each is now a chain that is rewritten exactly, or a chain listed as skipped, with why.
 """
 
 from __future__ import annotations
@@ -146,3 +146,103 @@ def test_a_dropout_before_the_relu_is_part_of_the_chain() -> None:
         ("fc_bn", Placement.BEFORE_ACTIVATION)]
     torch.testing.assert_close(outputs(new, x, False), outputs(model, x, False))
     _trains(new, x)
+
+
+class Chomp1d(nn.Module):
+    """TCN's chomp (locuslab/TCN): cuts the padded steps off a causal convolution's output."""
+
+    def __init__(self, chomp_size: int) -> None:
+        super().__init__()
+        self.chomp_size = chomp_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :-self.chomp_size].contiguous()
+
+
+class TemporalBlock(nn.Module):
+    """TCN's residual block (Bai et al. 2018, locuslab/TCN), weight norm included."""
+
+    def __init__(self, n_inputs: int, n_outputs: int, kernel_size: int, dilation: int,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        padding = (kernel_size - 1) * dilation
+        self.conv1 = nn.utils.weight_norm(nn.Conv1d(n_inputs, n_outputs, kernel_size,
+                                                    padding=padding, dilation=dilation))
+        self.chomp1 = Chomp1d(padding)
+        self.relu1 = nn.ReLU()
+        self.dropout1 = nn.Dropout(dropout)
+        self.conv2 = nn.utils.weight_norm(nn.Conv1d(n_outputs, n_outputs, kernel_size,
+                                                    padding=padding, dilation=dilation))
+        self.chomp2 = Chomp1d(padding)
+        self.relu2 = nn.ReLU()
+        self.dropout2 = nn.Dropout(dropout)
+        self.net = nn.Sequential(self.conv1, self.chomp1, self.relu1, self.dropout1,
+                                 self.conv2, self.chomp2, self.relu2, self.dropout2)
+        self.downsample = nn.Conv1d(n_inputs, n_outputs, 1) if n_inputs != n_outputs else None
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + res)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+def test_tcn_chomp_is_passed_and_the_batchnorm_sees_only_the_kept_steps() -> None:
+    torch.manual_seed(0)
+    model = TemporalBlock(3, 6, kernel_size=3, dilation=2)
+    x = torch.randn(4, 3, 10)
+    assert _described(model, x) == [
+        ("conv1", "relu1", "dropout1", None, Placement.NONE, None),
+        ("conv2", "relu2", "dropout2", None, Placement.NONE, None),
+        ("downsample", "relu", None, None, Placement.NONE,
+         "`add` sums the output of `downsample` with another branch before the activation")]
+    _unchanged(rewrite(model, Placement.NONE, example_inputs=x), model, x)
+
+    with pytest.warns(BnplaceWarning, match="chain `downsample` left at none: `add` sums"):
+        new = rewrite(model, Placement.BEFORE_ACTIVATION, example_inputs=x)
+    seen: dict[str, tuple[int, ...]] = {}
+    for name in ("conv1_bn", "conv2_bn"):
+        bn = new.get_submodule(name)
+        assert isinstance(bn, nn.BatchNorm1d) and bn.num_features == 6
+        bn.register_forward_pre_hook(
+            lambda m, args, name=name: seen.update({name: tuple(args[0].shape)}))
+    assert new.conv1.bias is None and new.conv2.bias is None
+    identity_batchnorms(new)
+    torch.testing.assert_close(outputs(new, x, False), outputs(model, x, False))
+    assert seen == {"conv1_bn": (4, 6, 10), "conv2_bn": (4, 6, 10)}  # not the 14 padded steps
+    _trains(new, x)
+
+
+class ChompedConvBN(nn.Module):
+    """A TCN layer with BatchNorm after the chomp, as TCN forks with batch norm write it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 6, 3, padding=2)
+        self.chomp = Chomp1d(2)
+        self.bn = nn.BatchNorm1d(6)
+        self.relu = nn.ReLU()
+        self.dropout = nn.Dropout(0.2)
+        self.out = nn.Conv1d(6, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.relu(self.bn(self.chomp(self.conv(x))))))
+
+
+def test_a_batchnorm_after_the_chomp_drops_the_bias_and_folds_through_it() -> None:
+    x = torch.randn(4, 3, 10)
+    model = trained_statistics(ChompedConvBN(), x)
+    assert _described(model) == [
+        ("conv", "relu", "dropout", "bn", Placement.BEFORE_ACTIVATION, None)]
+    lean = drop_redundant_bias(model)
+    assert lean.conv.bias is None
+    for train in (True, False):
+        torch.testing.assert_close(outputs(lean, x, train), outputs(model, x, train))
+    folded, report = fold_with_report(model, example_inputs=x)
+    assert [(f.batchnorm, f.into, f.direction) for f in report.folded] == [
+        ("bn", "conv", "preceding")]
+    torch.testing.assert_close(folded(x), model.eval()(x))
+    moved = rewrite(model, Placement.AFTER_ACTIVATION, example_inputs=x)
+    assert [c.placement for c in find_chains(moved)] == [Placement.AFTER_ACTIVATION]
+    _trains(moved, x)
