@@ -10,6 +10,7 @@ from typing import Any
 from torch import fx, nn
 
 from bnplace.graph.channels import channels_first, keeps_channels
+from bnplace.graph.gated import self_gated
 from bnplace.graph.kinds import (activation_of, call_name, is_add, is_arithmetic, is_identity,
                                  is_mul, is_pooling, is_reshape, main_input, node_kind)
 from bnplace.graph.positional import positionally_used
@@ -145,23 +146,27 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
     cur = linear  # the node reached (an nn.Identity, or a slice before the activation, is passed)
     while True:
         users = list(cur.users)
-        follow = [u for u in users if main_input(u) is cur and (
-            is_identity(u, modules) or (act is None and keeps_channels(u, modules, first))
-            or _continues(u, kinds, act, drop, bn))]
-        if not follow:
-            if act is None and len(users) == 1:
-                join = _residual_join(users[0], kinds, modules)
-                if join is not None:
-                    act = join
-                    met.append(act)
-                    skipped = skipped or (
-                        f"`{_name(part, users[0])}` sums the output of `{_name(part, cur)}` with "
-                        f"another branch before the activation")
-            break
-        if len(users) > 1:
-            skipped = skipped or _other_users(part, cur, users)
-        nxt = follow[0]
-        kind = kinds[nxt]
+        nxt = self_gated(cur, modules) if act is None else None
+        if nxt is not None:
+            kind: LayerKind | None = LayerKind.ACTIVATION
+        else:
+            follow = [u for u in users if main_input(u) is cur and (
+                is_identity(u, modules) or (act is None and keeps_channels(u, modules, first))
+                or _continues(u, kinds, act, drop, bn))]
+            if not follow:
+                if act is None and len(users) == 1:
+                    join = _residual_join(users[0], kinds, modules)
+                    if join is not None:
+                        act = join
+                        met.append(act)
+                        skipped = skipped or (
+                            f"`{_name(part, users[0])}` sums the output of `{_name(part, cur)}` "
+                            f"with another branch before the activation")
+                break
+            if len(users) > 1:
+                skipped = skipped or _other_users(part, cur, users)
+            nxt = follow[0]
+            kind = kinds[nxt]
         if kind is LayerKind.BATCHNORM:
             bn = nxt
         elif kind is LayerKind.ACTIVATION:

@@ -1,6 +1,7 @@
 """Published blocks the graph pass used to pass over without a word: PointNet's head (a Dropout
-between a Linear and its BatchNorm), TCN's TemporalBlock (a chomp between the Conv and the ReLU).
-Each is now a chain that is rewritten exactly, or a chain listed as skipped, with why.
+between a Linear and its BatchNorm), TCN's TemporalBlock (a chomp between the Conv and the ReLU),
+activations written out as ``x * g(x)``. Each is now a chain that is rewritten exactly, or a
+chain listed as skipped, with why.
 """
 
 from __future__ import annotations
@@ -246,3 +247,79 @@ def test_a_batchnorm_after_the_chomp_drops_the_bias_and_folds_through_it() -> No
     moved = rewrite(model, Placement.AFTER_ACTIVATION, example_inputs=x)
     assert [c.placement for c in find_chains(moved)] == [Placement.AFTER_ACTIVATION]
     _trains(moved, x)
+
+
+class Swish(nn.Module):
+    """EfficientNet-PyTorch's (lukemelas) Swish."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+class HSigmoid(nn.Module):
+    """``h_sigmoid`` of the MobileNetV3 reimplementations (d-li14/mobilenetv3.pytorch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU6(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(x + 3) / 6
+
+
+class HSwish(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sigmoid = HSigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.sigmoid(x)
+
+
+class Mish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.tanh(F.softplus(x))
+
+
+class WrittenOutActivations(nn.Module):
+    """MobileNetV3's ``conv_3x3_bn`` stem (Conv → BN → h_swish), an EfficientNet-style Conv → BN
+    → Swish, and a Linear → Mish → Dropout head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8),
+                                  HSwish())
+        self.conv = nn.Conv2d(8, 8, 1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.swish = Swish()
+        self.fc = nn.Linear(8, 16)
+        self.mish = Mish()
+        self.drop = nn.Dropout(0.2)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.swish(self.bn(self.conv(self.stem(x))))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.out(self.drop(self.mish(self.fc(x))))
+
+
+def test_activations_written_out_as_x_times_a_gate_end_their_chains() -> None:
+    x = torch.randn(4, 3, 8, 8)
+    model = trained_statistics(WrittenOutActivations(), x)
+    assert _described(model) == [
+        ("stem.0", "mul", None, "stem.1", Placement.BEFORE_ACTIVATION, None),
+        ("conv", "mul_1", None, "bn", Placement.BEFORE_ACTIVATION, None),
+        ("fc", "mul_2", "drop", None, Placement.NONE, None)]
+    with_bn = {"stem.0": Placement.AFTER_ACTIVATION, "conv": Placement.AFTER_ACTIVATION}
+    there = rewrite(model, with_bn, drop_bias=False)
+    back = rewrite(there, {name: Placement.BEFORE_ACTIVATION for name in with_bn}, drop_bias=False)
+    _unchanged(back, model, x)  # the BN is back before both uses of its input: gate and product
+    new = rewrite(model, Placement.AFTER_ACTIVATION)
+    assert [(c.batchnorm, c.placement) for c in find_chains(new)] == [
+        ("stem.1", Placement.AFTER_ACTIVATION), ("bn", Placement.AFTER_ACTIVATION),
+        ("fc_bn", Placement.AFTER_ACTIVATION)]
+    _trains(new, x)
+    plain = rewrite(model.eval(), {"fc": Placement.BEFORE_ACTIVATION}, drop_bias=False)
+    with torch.no_grad():
+        plain.fc_bn.running_var.fill_(1 - plain.fc_bn.eps)  # the inserted BN is the identity
+    torch.testing.assert_close(plain(x), model(x))
