@@ -11,8 +11,9 @@ from torch import fx, nn
 
 from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.gated import self_gated
-from bnplace.graph.kinds import (activation_of, call_name, is_add, is_arithmetic, is_identity,
-                                 is_mul, is_pooling, is_reshape, main_input, node_kind)
+from bnplace.graph.kinds import (activation_of, call_name, describe, is_add, is_arithmetic,
+                                 is_identity, is_mul, is_normalization, is_pooling, is_reshape,
+                                 main_input, node_kind, rearranges)
 from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
 from bnplace.placement import LayerKind, Placement
@@ -151,22 +152,26 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
             kind: LayerKind | None = LayerKind.ACTIVATION
         else:
             follow = [u for u in users if main_input(u) is cur and (
-                is_identity(u, modules) or (act is None and keeps_channels(u, modules, first))
+                is_identity(u, modules) or (act is None and (
+                    keeps_channels(u, modules, first) or rearranges(u, modules)))
                 or _continues(u, kinds, act, drop, bn))]
             if not follow:
                 if act is None and len(users) == 1:
-                    join = _residual_join(users[0], kinds, modules)
-                    if join is not None:
-                        act = join
+                    blocked = _blocked(part, cur, users[0], kinds, modules)
+                    if blocked is not None:
+                        act, why = blocked
                         met.append(act)
-                        skipped = skipped or (
-                            f"`{_name(part, users[0])}` sums the output of `{_name(part, cur)}` "
-                            f"with another branch before the activation")
+                        skipped = skipped or why
                 break
             if len(users) > 1:
                 skipped = skipped or _other_users(part, cur, users)
             nxt = follow[0]
             kind = kinds[nxt]
+            if kind is None and rearranges(nxt, modules):
+                skipped = skipped or (
+                    f"`{_name(part, nxt)}` ({describe(nxt, modules)}) between "
+                    f"`{_name(part, linear)}` and the activation moves the axes of its output; "
+                    f"bnplace does not place a BatchNorm across it")
         if kind is LayerKind.BATCHNORM:
             bn = nxt
         elif kind is LayerKind.ACTIVATION:
@@ -343,11 +348,38 @@ def _continues(node: fx.Node, kinds: dict[fx.Node, LayerKind | None], act: Any, 
     return False
 
 
+def _blocked(part: TracedPart, cur: fx.Node, user: fx.Node,
+             kinds: dict[fx.Node, LayerKind | None],
+             modules: dict[str, nn.Module]) -> tuple[fx.Node, str] | None:
+    """The activation that ``cur`` reaches through ``user``, which a chain cannot hold, and why:
+    a residual join, or another normalization. Such a chain is listed, and skipped."""
+    join = _residual_join(user, kinds, modules)
+    if join is not None:
+        return join, (f"`{_name(part, user)}` sums the output of `{_name(part, cur)}` with "
+                      f"another branch before the activation")
+    if is_normalization(user, modules) and main_input(user) is cur:
+        after = _through_identities(user, modules)
+        if after is not None and kinds[after] is LayerKind.ACTIVATION:
+            return after, (f"`{_name(part, user)}` ({describe(user, modules)}) normalizes the "
+                           f"output of `{_name(part, cur)}` before the activation; a BatchNorm "
+                           f"would be a second normalization")
+    return None
+
+
+def _through_identities(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
+    """The only user of ``node``, past any ``nn.Identity``; None where it has several."""
+    while len(node.users) == 1:
+        node = next(iter(node.users))
+        if not is_identity(node, modules):
+            return node
+    return None
+
+
 def _residual_join(user: fx.Node, kinds: dict[fx.Node, LayerKind | None],
                    modules: dict[str, nn.Module]) -> fx.Node | None:
     """The activation after ``user`` when ``user`` adds ``cur`` to other values: one residual
     add (ResNet's ``relu(bn(conv(x)) + x)``) or a sum of branches, through ``nn.Identity``
-    (RepVGG's ``relu(se(dense + 1x1 + identity))``), so those chains are listed, and skipped."""
+    (RepVGG's ``relu(se(dense + 1x1 + identity))``)."""
     if not is_add(user):
         return None
     node = user

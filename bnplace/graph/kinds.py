@@ -56,6 +56,13 @@ _MAX_POOL_FUNCTIONS = (F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_
 _AVG_POOL_MODULES = (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)
 _ADAPTIVE_AVG_FUNCTIONS = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
 _AVG_POOL_FUNCTIONS = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)
+# normalizations other than BatchNorm, which a chain never holds
+_NORM_MODULES = tuple(getattr(nn, name) for name in ("LayerNorm", "GroupNorm", "RMSNorm",
+                                                     "LocalResponseNorm") if hasattr(nn, name)
+                      ) + (nn.modules.instancenorm._InstanceNorm,)
+_NORM_FUNCTIONS = tuple(getattr(F, name) for name in ("layer_norm", "group_norm", "rms_norm",
+                                                      "instance_norm", "local_response_norm")
+                        if hasattr(F, name))
 
 
 def module_kind(module: nn.Module) -> LayerKind | None:
@@ -168,8 +175,26 @@ def is_reshape(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return node.op in ("call_function", "call_method") and call_name(node) in names.torch_functions
 
 
+_AXIS_MOVES = ("transpose", "transpose_", "t", "swapaxes", "movedim", "moveaxis")
+
+
+def rearranges(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A reshape (:func:`is_reshape`) or a transpose: values stay, axes move. Not nn.Identity."""
+    if is_identity(node, modules):
+        return False
+    return is_reshape(node, modules) or (node.op in ("call_function", "call_method")
+                                         and call_name(node) in _AXIS_MOVES)
+
+
 def is_identity(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return node.op == "call_module" and isinstance(modules[str(node.target)], nn.Identity)
+
+
+def is_normalization(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A LayerNorm, GroupNorm, InstanceNorm, RMSNorm or LocalResponseNorm, module or function."""
+    if node.op == "call_module":
+        return isinstance(modules[str(node.target)], _NORM_MODULES)
+    return node.op == "call_function" and node.target in _NORM_FUNCTIONS
 
 
 def is_average_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:

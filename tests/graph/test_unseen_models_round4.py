@@ -1,7 +1,7 @@
 """Published blocks the graph pass used to pass over without a word: PointNet's head (a Dropout
 between a Linear and its BatchNorm), TCN's TemporalBlock (a chomp between the Conv and the ReLU),
-activations written out as ``x * g(x)``. Each is now a chain that is rewritten exactly, or a
-chain listed as skipped, with why.
+activations written out as ``x * g(x)``, other normalizations, and transposes before the
+activation. Each is now a chain that is rewritten exactly, or a chain listed as skipped, with why.
 """
 
 from __future__ import annotations
@@ -323,3 +323,85 @@ def test_activations_written_out_as_x_times_a_gate_end_their_chains() -> None:
     with torch.no_grad():
         plain.fc_bn.running_var.fill_(1 - plain.fc_bn.eps)  # the inserted BN is the identity
     torch.testing.assert_close(plain(x), model(x))
+
+
+class OtherNorms(nn.Module):
+    """Normalizations other than BatchNorm before the activation: pix2pix/CycleGAN's Conv →
+    InstanceNorm → ReLU, torchvision detection heads' Conv → GroupNorm → ReLU, a Linear →
+    LayerNorm → GELU projection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(3, 8, 3), nn.InstanceNorm2d(8),
+                                   nn.ReLU(True))
+        self.head = nn.Conv2d(8, 8, 3, padding=1)
+        self.gn = nn.GroupNorm(4, 8)
+        self.proj = nn.Linear(8, 8)
+        self.ln = nn.LayerNorm(8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.gn(self.head(self.block(x))))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.out(F.gelu(self.ln(self.proj(x))))
+
+
+def test_a_chain_with_another_normalization_is_listed_and_left() -> None:
+    model = OtherNorms()
+    x = torch.randn(4, 3, 6, 6)
+    second = "before the activation; a BatchNorm would be a second normalization"
+    assert _described(model) == [
+        ("block.1", "block.3", None, None, Placement.NONE,
+         f"`block.2` (InstanceNorm2d) normalizes the output of `block.1` {second}"),
+        ("head", "relu", None, None, Placement.NONE,
+         f"`gn` (GroupNorm) normalizes the output of `head` {second}"),
+        ("proj", "gelu", None, None, Placement.NONE,
+         f"`ln` (LayerNorm) normalizes the output of `proj` {second}")]
+    with pytest.warns(BnplaceWarning) as caught:
+        new = rewrite(model, Placement.BEFORE_ACTIVATION)
+    assert len(caught) == 3 and all("a second normalization" in str(w.message) for w in caught)
+    _unchanged(new, model, x)
+
+
+class TransposedBatchNorm(nn.Module):
+    """A Linear on ``(N, L, C)`` normalized by BatchNorm1d through a transpose and back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+        self.bn = nn.BatchNorm1d(16)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn(self.fc(x).transpose(1, 2)).transpose(1, 2)
+        return self.out(F.relu(h))
+
+
+class GeneratorStem(nn.Module):
+    """A GAN generator's first layer: Linear, reshaped to a 4x4 map, BatchNorm2d, ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4 * 16)
+        self.bn = nn.BatchNorm2d(4)
+        self.up = nn.ConvTranspose2d(4, 1, 4, 2, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.up(F.relu(self.bn(self.fc(z).view(-1, 4, 4, 4)))))
+
+
+@pytest.mark.parametrize(("model", "x", "moved"), [
+    (TransposedBatchNorm(), torch.randn(4, 5, 8), "`transpose` (Tensor.transpose)"),
+    (GeneratorStem(), torch.randn(4, 8), "`view` (Tensor.view)")])
+def test_a_batchnorm_across_a_transpose_or_reshape_is_listed_and_left(
+        model: nn.Module, x: torch.Tensor, moved: str) -> None:
+    chains = find_chains(model)
+    assert [(c.linear, c.batchnorm, c.placement, c.skipped) for c in chains][0] == (
+        "fc", "bn", Placement.BEFORE_ACTIVATION,
+        f"{moved} between `fc` and the activation moves the axes of its output; bnplace does "
+        f"not place a BatchNorm across it")
+    with pytest.warns(BnplaceWarning) as caught:
+        new = rewrite(model, Placement.AFTER_ACTIVATION)
+    assert any(str(w.message).startswith("bnplace: chain `fc` left at before-activation: "
+                                         f"{moved}") for w in caught)
+    _unchanged(new, model, x)
