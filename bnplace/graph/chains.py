@@ -152,9 +152,9 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
             kind: LayerKind | None = LayerKind.ACTIVATION
         else:
             follow = [u for u in users if main_input(u) is cur and (
-                is_identity(u, modules) or (act is None and (
-                    keeps_channels(u, modules, first) or rearranges(u, modules)))
-                or _continues(u, kinds, act, drop, bn))]
+                _continues(u, kinds, act, drop, bn) or is_identity(u, modules)
+                or (act is None and (keeps_channels(u, modules, first)
+                                     or rearranges(u, modules))))]
             if not follow:
                 if act is None and len(users) == 1:
                     blocked = _blocked(part, cur, users[0], kinds, modules)
