@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bnplace.lint.config import Settings
-from bnplace.lint.engine import lint_code
+from bnplace.lint.engine import lint_code, lint_file
+from bnplace.lint.files import SourceFile
 from bnplace.lint.rules import DEFAULT_CODES
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,3 +32,10 @@ def module_source(init: list[str], forward: list[str]) -> str:
     steps = [f"        {line}\n" for line in forward]
     return ("class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
             + "".join(body) + "    def forward(self, x):\n" + "".join(steps))
+
+
+def fixed_at(source: str) -> tuple[str, list[tuple[str, int]]]:
+    """The text ``--fix`` leaves of a source, and the (code, line) list it still reports."""
+    path = Path("model.py")
+    result = lint_file(SourceFile(path, source), Settings().enabled_for(path), fix=True)
+    return result.text, [(finding.code, finding.location.row) for finding in result.findings]

@@ -9,7 +9,7 @@ import pytest
 from bnplace.lint.config import Settings
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile
-from tests.lint.helpers import FIXTURES, module_source
+from tests.lint.helpers import FIXTURES, fixed_at, module_source
 
 CASES = {
     "keras list, comment stays on its line": (
@@ -166,12 +166,6 @@ def test_pairs_across_a_loop_boundary_are_reported_not_moved() -> None:
     assert _fixed(source) == (source, ["BNP001", "BNP001"])
 
 
-def _fixed_at(source: str) -> tuple[str, list[tuple[str, int]]]:
-    path = Path("model.py")
-    result = lint_file(SourceFile(path, source), Settings().enabled_for(path), fix=True)
-    return result.text, [(finding.code, finding.location.row) for finding in result.findings]
-
-
 # forward() lines (from line 8) where code other than the BatchNorm reads the Dropout's output
 # after the swap would have made it the BatchNorm's: the finding stays, the code too.
 DROPOUT_AND_BN = [*DROP_AND_BN, "self.fc = nn.Linear(8, 8, bias=False)"]
@@ -214,7 +208,7 @@ DROPOUT_OUTPUT_READ_ELSEWHERE = {
 def test_a_dropout_output_read_elsewhere_is_reported_not_moved(name: str) -> None:
     forward, line = DROPOUT_OUTPUT_READ_ELSEWHERE[name]
     source = module_source(DROPOUT_AND_BN, forward)
-    assert _fixed_at(source) == (source, [("BNP001", line)])
+    assert fixed_at(source) == (source, [("BNP001", line)])
 
 
 def test_a_keras_dropout_output_also_given_to_the_model_is_not_moved() -> None:
@@ -222,7 +216,7 @@ def test_a_keras_dropout_output_also_given_to_the_model_is_not_moved() -> None:
               "m = Model(inp, [y, h])\n"
               "def build():\n    inp = Input((8,))\n    h = Dropout(.5)(inp)\n"
               "    y = BatchNormalization()(h)\n    return Model(inputs=inp, outputs=[y, h])\n")
-    assert _fixed_at(source) == (source, [("BNP001", 3), ("BNP001", 8)])
+    assert fixed_at(source) == (source, [("BNP001", 3), ("BNP001", 8)])
 
 
 @pytest.mark.parametrize(("forward", "fixed"), [
@@ -242,7 +236,7 @@ def test_a_dropout_output_surely_rebound_before_another_read_is_moved(
     """A later read of the name that the Dropout's statement bound is no second reader once
     a statement that surely runs has bound the name again; reads of the BatchNorm's output
     are meant to see the new order."""
-    assert _fixed_at(module_source(DROPOUT_AND_BN, forward)) == (
+    assert fixed_at(module_source(DROPOUT_AND_BN, forward)) == (
         module_source(DROPOUT_AND_BN, fixed), [])
 
 
@@ -253,7 +247,7 @@ LINEAR_AND_BN = ["self.fc = nn.Linear(8, 8)", "self.bn = nn.BatchNorm1d(8)",
 def test_a_linear_output_also_returned_keeps_its_bias() -> None:
     source = module_source(LINEAR_AND_BN, ["h = self.fc(x)", "out = self.bn(h)",
                                            "return out, h"])
-    assert _fixed_at(source) == (source, [])
+    assert fixed_at(source) == (source, [])
 
 
 @pytest.mark.parametrize("forward", [
@@ -263,7 +257,7 @@ def test_a_linear_output_also_returned_keeps_its_bias() -> None:
 ])
 def test_a_linear_output_other_code_may_read_is_reported_not_fixed(forward: list[str]) -> None:
     source = module_source(LINEAR_AND_BN, forward)
-    assert _fixed_at(source) == (source, [("BNP002", 4)])
+    assert fixed_at(source) == (source, [("BNP002", 4)])
 
 
 # A container the code refers to by position: swapping two of its layers would change what the
@@ -314,7 +308,7 @@ INDEXED = {
 @pytest.mark.parametrize("name", sorted(INDEXED))
 def test_a_container_referred_to_by_position_is_reported_not_reordered(name: str) -> None:
     source, line = INDEXED[name]
-    assert _fixed_at(source) == (source, [("BNP001", line)])
+    assert fixed_at(source) == (source, [("BNP001", line)])
 
 
 def test_indexing_another_container_leaves_the_fix() -> None:
@@ -322,5 +316,5 @@ def test_indexing_another_container_leaves_the_fix() -> None:
               "seq = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(8))\n"
               'block = nn.ModuleDict({"bn": nn.BatchNorm1d(8)})\nbn = block["bn"]\n'
               "out = seq(x)[:, 0]\n")
-    assert _fixed_at(source) == (source.replace("nn.Dropout(0.5), nn.BatchNorm1d(8)",
-                                                "nn.BatchNorm1d(8), nn.Dropout(0.5)"), [])
+    assert fixed_at(source) == (source.replace("nn.Dropout(0.5), nn.BatchNorm1d(8)",
+                                               "nn.BatchNorm1d(8), nn.Dropout(0.5)"), [])
