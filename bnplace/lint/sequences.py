@@ -183,6 +183,8 @@ class _Describer:
         # read without a name: a name the code indexes pins them (``seq[1]``)
         self._held: dict[str, set[Location]] = {}
         self._unnamed: list[Layer] = []
+        self._returning: str | None = None  # ``make()`` while the walk is in ``def make``
+        self._by_name: set[Location] = set()  # ``add_module("bn", ...)``: its key is no position
 
     def run(self) -> Description:
         self._run_frame(self._module.body, _Frame())
@@ -217,10 +219,18 @@ class _Describer:
                    for layers in sequences for first, second in pairwise(layers)):
             return sequences
         use = find_positional(self._module)
-        regions = [self._location(node) for node in use.bindings]
-        pinned = {where for name in use.names for where in self._held.get(name, ())}
+        regions = [self._location(node) for node in use.regions]
+        pinned = {where for name, places in self._held.items() if use.pins(name)
+                  for where in places}
         pinned.update(layer.location for layer in self._unnamed
                       if any(_contains(region, layer.location) for region in regions))
+        if use.functional:  # a Keras functional model's layers, in data-flow order
+            pinned.update(layer.location for layers in sequences for layer in layers
+                          if layer.framework == "keras")
+        if use.everything:  # a checkpoint's keys: every position, not a name add_module gives
+            contained = [*(where for places in self._held.values() for where in places),
+                         *(layer.location for layer in self._unnamed)]
+            pinned.update(where for where in contained if where not in self._by_name)
         return tuple(tuple(replace(layer, movable=False) if layer.location in pinned else layer
                            for layer in layers) for layers in sequences)
 
@@ -234,6 +244,14 @@ class _Describer:
             self._emit(frame.returned)
         return frame
 
+    def _run_function(self, function: cst.FunctionDef, frame: _Frame) -> _Frame:
+        """A function's body; what each of its ``return`` statements returns is held as
+        ``name()``: ``make()[1]`` indexes it."""
+        outer, self._returning = self._returning, f"{function.name.value}()"
+        self._run_frame(function.body.body, frame)
+        self._returning = outer
+        return frame
+
     def _run_block(self, body: Sequence[cst.CSTNode], frame: _Frame) -> None:
         for statement in body:
             self._run_statement(statement, frame)
@@ -244,7 +262,7 @@ class _Describer:
                 self._count_reads(small, frame)
                 self._run_small(small, frame)
         elif isinstance(statement, cst.FunctionDef):
-            self._run_frame(statement.body.body, _Frame())
+            self._run_function(statement, _Frame())
         elif isinstance(statement, cst.ClassDef):
             self._run_class(statement)
         elif isinstance(statement, cst.If):
@@ -377,7 +395,7 @@ class _Describer:
             self._names.is_sequential(base.value) for base in statement.bases)
         for method in methods:
             inherited = {key: _fixed_in_place(layers) for key, layers in attributes.items()}
-            frame = self._run_frame(method.body.body, _Frame(values=inherited))
+            frame = self._run_function(method, _Frame(values=inherited))
             attributes.update((k, v) for k, v in frame.values.items() if k.startswith("self."))
         self._in_sequential_class = outer
 
@@ -402,6 +420,8 @@ class _Describer:
             frame.returned = self._layers_of(small.value, frame)
             if frame.returned is None:
                 self._flow(small.value, frame)
+            elif self._returning is not None:
+                self._remember(self._returning, frame.returned)
 
     def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression, frame: _Frame,
                 statement: cst.CSTNode) -> None:
@@ -461,6 +481,7 @@ class _Describer:
                 found = self._element(value.args[1].value, frame)
                 if len(found) == 1:  # a lone layer sits at its whole call: a fix moves its name too
                     found = (replace(found[0], location=self._location(value)),)
+                    self._by_name.add(found[0].location)
                 self._extend(receiver, found, frame)
                 return
             added = self._layers_at(value.args[0].value, frame)
@@ -623,6 +644,7 @@ class _Describer:
             if len(found) == 1 and isinstance(item, cst.BaseExpression):
                 # a lone layer sits at its whole pair: a fix moves its name too
                 found = (replace(found[0], location=self._location(item)),)
+                self._by_name.add(found[0].location)
             elif len(found) == 1:  # ``"fc": layer`` or ``fc=layer``: a fix would leave the name
                 found = (replace(found[0], movable=False),)
             layers += found
@@ -647,7 +669,7 @@ class _Describer:
         entries of a ModuleDict in it as ``key.name.inner``."""
         for name, value, _ in items:
             if name is not None:
-                frame.values[f"{key}.{name}"] = self._element(value, frame)
+                self._hold(f"{key}.{name}", self._element(value, frame), frame)
                 self._bind_entries(f"{key}.{name}", value, frame)
 
     def _element(self, node: cst.BaseExpression, frame: _Frame) -> Layers:

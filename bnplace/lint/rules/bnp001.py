@@ -47,7 +47,8 @@ RULE = Rule(
         "layers by position (`seq[1]`, `model.layers[2]`, `model.pop()`, `enumerate(seq)`): "
         "the position would name the other layer. A swap in an `nn.Sequential` renames its "
         "`state_dict` keys (`seq.1.weight` becomes `seq.0.weight`), so a checkpoint saved "
-        "before the fix no longer loads by key (rename its keys to load it).",
+        "before the fix no longer loads by key (rename its keys to load it); a file that loads "
+        "one (`load_state_dict`) keeps such containers as written.",
     valid=(
         "layers = [Dense(4096, activation='relu'), BatchNormalization(), Dropout(p)]\n",
         "x = Dropout(0.5)(x)\nx = Dense(64)(x)\nx = BatchNormalization()(x)\n",
