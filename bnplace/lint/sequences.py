@@ -518,14 +518,17 @@ class _Describer:
 
     def _read_elsewhere(self, target: cst.BaseExpression) -> bool:
         """Whether code outside the walked statements may read what ``target`` holds: an
-        attribute (``self.h``: other methods, the caller) or a name read from another scope
-        (a nested function, a lambda, a comprehension), at a time the walk does not know."""
+        attribute (``self.h``: other methods, the caller), a name read from another scope
+        (a nested function, a lambda, a comprehension), at a time the walk does not know, or
+        one the scope does not own (``global h``, ``nonlocal h``: its bindings are recorded
+        in the outer scope, where any code may read it)."""
         scope = self._scopes.get(target) if isinstance(target, cst.Name) else None
         if scope is None:
             return True
-        return any(self._scopes.get(access.node) is not scope
-                   for assignment in scope.assignments[target.value]
-                   for access in assignment.references)
+        assignments = scope.assignments[target.value]
+        return not assignments or any(self._scopes.get(access.node) is not scope
+                                      for assignment in assignments
+                                      for access in assignment.references)
 
     def _is_referenced(self, target: cst.Name, statement: cst.CSTNode) -> bool:
         scope = self._scopes.get(statement)

@@ -201,6 +201,7 @@ DROPOUT_OUTPUT_READ_ELSEWHERE = {
                                  "return out"], 10),
     "bound with a walrus": (["out = self.bn(h := self.drop(x))", "return out, h"], 8),
     "an attribute": (["self.h = self.drop(x)", "return self.bn(self.h)"], 9),
+    "a global": (["global h", "h = self.drop(x)", "out = self.bn(h)", "return out"], 10),
 }
 
 
