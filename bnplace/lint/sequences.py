@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata import MetadataWrapper, PositionProvider, Scope, ScopeProvider
 
 from bnplace.lint.bindings import Bindings
 from bnplace.lint.constants import Constants
@@ -41,6 +41,7 @@ from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
 from bnplace.lint.names import LayerClass, NameResolver, dotted_text, string_literal
 from bnplace.lint.positional import find_positional
+from bnplace.lint.reads import names_read
 from bnplace.placement import LayerKind, activation_function, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
@@ -136,8 +137,10 @@ class _Frame:
                 self.also[name] = self.also.get(name, ()) + added
 
     def read_names(self) -> set[str]:
-        """The names that hold, or may hold, a tensor."""
-        return {*self.tensors, *self.also}
+        """The names that hold, or may hold, a known tensor: a read of any other name counts for
+        nothing."""
+        return {*(name for name, tensor in self.tensors.items() if tensor is not None),
+                *self.also}
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class _Describer:
         self._module = module
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
+        self._read_from_other_scopes: dict[tuple[Scope, str], bool] = {}
         self._sequences: dict[Layers, None] = {}
         self._nodes: list[_Node] = []
         self._unused: list[Layer] = []
@@ -377,7 +381,7 @@ class _Describer:
         """Each place a statement reads a name counts as a read of every tensor the name may
         hold there, whether a layer reads it (``self.bn(h)``) or anything else does
         (``return out, h``, ``{"feat": h}``, ``print(h)``)."""
-        for name in _names_read(node, frame.read_names()):
+        for name in names_read(node, frame.read_names()):
             surely = frame.tensors.get(name)
             if surely is not None:
                 surely.reads += 1
@@ -521,14 +525,20 @@ class _Describer:
         attribute (``self.h``: other methods, the caller), a name read from another scope
         (a nested function, a lambda, a comprehension), at a time the walk does not know, or
         one the scope does not own (``global h``, ``nonlocal h``: its bindings are recorded
-        in the outer scope, where any code may read it)."""
+        in the outer scope, where any code may read it). Answered once per name and scope:
+        every binding of the name asks the same question, and the answer looks at all of them
+        (a name rebound on each line made it quadratic)."""
         scope = self._scopes.get(target) if isinstance(target, cst.Name) else None
         if scope is None:
             return True
-        assignments = scope.assignments[target.value]
-        return not assignments or any(self._scopes.get(access.node) is not scope
-                                      for assignment in assignments
-                                      for access in assignment.references)
+        key = (scope, target.value)
+        if key not in self._read_from_other_scopes:
+            assignments = scope.assignments[target.value]
+            self._read_from_other_scopes[key] = not assignments or any(
+                self._scopes.get(access.node) is not scope
+                for assignment in assignments
+                for access in assignment.references)
+        return self._read_from_other_scopes[key]
 
     def _is_referenced(self, target: cst.Name, statement: cst.CSTNode) -> bool:
         scope = self._scopes.get(statement)
@@ -855,88 +865,6 @@ def _target_names(target: cst.BaseAssignTargetExpression) -> list[str]:
     if isinstance(target, cst.StarredElement):
         return _target_names(target.value)
     return []
-
-
-def _names_read(node: cst.CSTNode, names: set[str]) -> list[str]:
-    """Each place where ``node`` reads one of ``names`` (``h`` or ``self.h``), once per place.
-    A name it binds (an assignment's or a comprehension's target, a walrus's name) is no read;
-    one it changes in place (``h += 1``, ``h[0] = 0``, ``h.data = y``) is."""
-    found: list[str] = []
-
-    class _Collector(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> bool:
-            if node.value in names:
-                found.append(node.value)
-            return False
-
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            name = dotted_text(node)
-            if name in names:
-                found.append(name)
-            else:
-                node.value.visit(self)
-            return False
-
-        def visit_Arg(self, node: cst.Arg) -> bool:
-            node.value.visit(self)  # not the keyword's name
-            return False
-
-        def visit_AssignTarget(self, node: cst.AssignTarget) -> bool:
-            _visit_target(node.target, self)
-            return False
-
-        def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
-            _visit_target(node.target, self)
-            if node.value is not None:
-                node.value.visit(self)
-            return False
-
-        def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
-            node.value.visit(self)
-            return False
-
-        def visit_CompFor(self, node: cst.CompFor) -> bool:
-            node.iter.visit(self)
-            for test in node.ifs:
-                test.visit(self)
-            if node.inner_for_in is not None:
-                node.inner_for_in.visit(self)
-            return False
-
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            node.body.visit(self)
-            return False
-
-        def visit_Import(self, node: cst.Import) -> bool:
-            return False
-
-        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-            return False
-
-        def visit_Global(self, node: cst.Global) -> bool:
-            return False
-
-        def visit_Nonlocal(self, node: cst.Nonlocal) -> bool:
-            return False
-
-    node.visit(_Collector())
-    return found
-
-
-def _visit_target(target: cst.BaseExpression, visitor: cst.CSTVisitor) -> None:
-    """Visit what an assignment target reads: nothing for a name it binds, the object of an
-    attribute or item it sets (``h`` in ``h[0] = 0``, ``self`` in ``self.cache = h``)."""
-    if isinstance(target, (cst.Tuple, cst.List)):
-        for element in target.elements:
-            _visit_target(element.value, visitor)
-    elif isinstance(target, cst.StarredElement):
-        _visit_target(target.value, visitor)
-    elif isinstance(target, cst.Attribute):
-        target.value.visit(visitor)
-    elif isinstance(target, cst.Subscript):
-        target.value.visit(visitor)
-        for element in target.slice:
-            element.visit(visitor)
 
 
 def _walruses(node: cst.BaseExpression) -> list[cst.NamedExpr]:
