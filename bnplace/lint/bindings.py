@@ -23,8 +23,11 @@ from libcst.metadata import (Assignment, BaseAssignment, ClassScope, FunctionSco
 class Bindings:
     """The values the names of one module are bound to."""
 
-    def __init__(self, module: cst.Module, scopes: Mapping[cst.CSTNode, Scope | None]) -> None:
+    def __init__(self, module: cst.Module, code: str,
+                 scopes: Mapping[cst.CSTNode, Scope | None]) -> None:
+        """``code`` is the module's source."""
         self._module = module
+        self._code = code
         self._scopes = scopes
         self._blocks: dict[cst.CSTNode, dict[cst.CSTNode, cst.BaseExpression]] = {}
         self._classes: list[cst.ClassDef] | None = None
@@ -70,7 +73,7 @@ class Bindings:
         value = self._value(method.parent.assignments[name])
         if value is None:
             return None
-        if re.search(rf"\.{re.escape(name)}\b\s*\S{{0,2}}=", self._module.code):
+        if re.search(rf"\.{re.escape(name)}\b\s*\S{{0,2}}=", self._code):
             return None  # ``self.HIDDEN = hidden`` (or ``+=``) somewhere: not the class's value
         return value if self._classes_assigning(name) == 1 else None  # a subclass may override
 

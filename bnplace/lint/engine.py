@@ -47,7 +47,7 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
         module = cst.parse_module(code)
     except cst.ParserSyntaxError as err:
         return [_syntax_error(code, err)] if enabled("BNP000") else []
-    findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True)), enabled)
+    findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True), code), enabled)
     noqa = comments(code) if findings else {}
     return [finding for finding in findings if not is_suppressed(finding, noqa)]
 

@@ -95,13 +95,16 @@ def _is_torch(package: list[str]) -> bool:
 class NameResolver:
     """Resolves callees of one module to library layer types."""
 
-    def __init__(self, module: cst.Module, scopes: Mapping[cst.CSTNode, Scope | None],
-                 bindings: Bindings) -> None:
+    def __init__(self, module: cst.Module, code: str,
+                 scopes: Mapping[cst.CSTNode, Scope | None], bindings: Bindings) -> None:
+        """``code`` is the module's source."""
         self._scopes = scopes
         self._bindings = bindings
         self._star_modules = _star_imported_modules(module)
-        self.default_framework = "torch" if re.search(r"^\s*(import|from)\s+torch\b", module.code,
+        self.default_framework = "torch" if re.search(r"^\s*(import|from)\s+torch\b", code,
                                                       re.MULTILINE) else "keras"
+        # callees are asked about several times (a Sequential? a ModuleDict? a layer class?)
+        self._dotted_by_node: dict[cst.BaseExpression, str | None] = {}
 
     def _qualified_names(self, node: cst.BaseExpression) -> Collection[QualifiedName]:
         scope = self._scopes.get(node)
@@ -112,6 +115,11 @@ class NameResolver:
 
         Only a name is looked up: libcst also qualifies a call by its callee, but the callee
         ``Dropout(0.5)`` in ``Dropout(0.5)(x)`` is a layer instance, not the class."""
+        if node not in self._dotted_by_node:
+            self._dotted_by_node[node] = self._resolve(node)
+        return self._dotted_by_node[node]
+
+    def _resolve(self, node: cst.BaseExpression) -> str | None:
         text = dotted_text(node)
         if text is None:
             return None

@@ -153,21 +153,21 @@ class _Branch:
     captured: tuple[str, ...] = ()
 
 
-def describe(wrapper: MetadataWrapper) -> Description:
-    """The layer sequences and unused BatchNorm layers of a parsed module."""
-    return _Describer(wrapper).run()
+def describe(wrapper: MetadataWrapper, code: str) -> Description:
+    """The layer sequences and unused BatchNorm layers of a parsed module; ``code`` is the source
+    it was parsed from (what ``module.code`` would render again, walking the whole tree)."""
+    return _Describer(wrapper, code).run()
 
 
 class _Describer:
-    def __init__(self, wrapper: MetadataWrapper) -> None:
+    def __init__(self, wrapper: MetadataWrapper, code: str) -> None:
         module = wrapper.module
         metadata = wrapper.resolve_many((PositionProvider, ScopeProvider))
         self._positions = metadata[PositionProvider]
         self._scopes = metadata[ScopeProvider]
-        bindings = Bindings(module, self._scopes)
-        self._names = NameResolver(module, self._scopes, bindings)
+        bindings = Bindings(module, code, self._scopes)
+        self._names = NameResolver(module, code, self._scopes, bindings)
         self._constants = Constants(bindings)
-        code = module.code  # rendered once: it walks the whole tree
         self._read_attributes = set(_READ_SELF_ATTRIBUTE.findall(code)) | {
             f"self.{name}" for name in _GETATTR_SELF.findall(code)}
         self._reads_any_attribute = _ANY_SELF_ATTRIBUTE.search(code) is not None
