@@ -18,7 +18,7 @@ from bnplace.lint.findings import Finding
 from bnplace.lint.fixes import apply_fixes
 from bnplace.lint.layers import Location
 from bnplace.lint.names import OTHER_TORCH_BATCHNORMS
-from bnplace.lint.noqa import comments, is_suppressed
+from bnplace.lint.noqa import comments, is_suppressed, mentions_noqa
 from bnplace.lint.rules import run_rules
 from bnplace.lint.sequences import describe
 from bnplace.placement import LAYER_NAMES, LayerKind
@@ -48,7 +48,7 @@ def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
     except cst.ParserSyntaxError as err:
         return [_syntax_error(code, err)] if enabled("BNP000") else []
     findings = run_rules(describe(MetadataWrapper(module, unsafe_skip_copy=True), code), enabled)
-    noqa = comments(code) if findings else {}
+    noqa = comments(code) if findings and mentions_noqa(code) else {}
     return [finding for finding in findings if not is_suppressed(finding, noqa)]
 
 

@@ -10,6 +10,13 @@ from bnplace.lint.findings import Finding
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
                    re.IGNORECASE)
+_NOQA_WORD = re.compile("noqa", re.IGNORECASE)
+
+
+def mentions_noqa(code: str) -> bool:
+    """Whether ``noqa`` is written anywhere: only then can a comment silence a finding, and only
+    then is the source worth tokenizing for its comments."""
+    return _NOQA_WORD.search(code) is not None
 
 
 def comments(code: str) -> dict[int, str]:
