@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider, Scope, ScopeProvider
+from libcst.metadata import MetadataWrapper, PositionProvider, Scope
 
 from bnplace.lint.bindings import Bindings
 from bnplace.lint.constants import Constants
@@ -42,6 +42,7 @@ from bnplace.lint.layers import Description, Layer, Location
 from bnplace.lint.names import LayerClass, NameResolver, dotted_text, string_literal
 from bnplace.lint.positional import find_positional
 from bnplace.lint.reads import names_read
+from bnplace.lint.scopes import Scopes
 from bnplace.placement import LayerKind, activation_function, kind_of_torch_function
 
 Layers = tuple[Layer, ...]
@@ -162,9 +163,9 @@ def describe(wrapper: MetadataWrapper, code: str) -> Description:
 class _Describer:
     def __init__(self, wrapper: MetadataWrapper, code: str) -> None:
         module = wrapper.module
-        metadata = wrapper.resolve_many((PositionProvider, ScopeProvider))
+        metadata = wrapper.resolve_many((PositionProvider, Scopes))
         self._positions = metadata[PositionProvider]
-        self._scopes = metadata[ScopeProvider]
+        self._scopes = metadata[Scopes]
         bindings = Bindings(module, code, self._scopes)
         self._names = NameResolver(module, code, self._scopes, bindings)
         self._constants = Constants(bindings)
