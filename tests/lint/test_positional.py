@@ -1,5 +1,6 @@
-"""--fix and containers referred to by position in forms the file reaches only indirectly: through
-a function's parameter, a call's result, a class attribute, a copy, a key string or a checkpoint.
+"""--fix and containers the code refers to by position: directly (``seq[2]``, ``model.pop()``,
+``enumerate(seq)``) or through a function's parameter, a call's result, a class attribute, a
+copy, a key string or a checkpoint.
 Swapping two of their layers would change what the position names, so BNP001 is reported (line
 given) and the source left as written; a container nobody refers to by position is still fixed."""
 
@@ -18,6 +19,45 @@ INIT = "def init(s):\n    s[1].momentum = 0.01\n\n"  # refers to its parameter b
 FUNCTIONAL = ("inp = Input((8,))\nx = Dense(8, activation='relu')(inp)\n"
               "x = Dropout(0.5)(x)\nx = BatchNormalization()(x)\n")
 INDENTED_FUNCTIONAL = "".join(f"    {line}\n" for line in FUNCTIONAL.splitlines())
+SELF_SEQ = [f"self.seq = {DROP_BN}"]
+
+INDEXED = {  # referred to directly
+    "an index": (SEQ + "bn = seq[2]\n", 1),
+    "a negative index": (SEQ + "bn = seq[-1]\n", 1),
+    "a slice": (SEQ + "head = seq[:2]\n", 1),
+    "an index assigned to": (SEQ + "seq[0] = nn.Identity()\n", 1),
+    "keras layers": (f"model = {KERAS}\n" + "model.layers[2].trainable = False\n", 1),
+    "keras last layer": (f"model = {KERAS}\n" + "model.layers[-1].trainable = False\n", 1),
+    "keras pop": (f"model = {KERAS}\n" + "model.pop()\n", 1),
+    "keras get_layer by index": (f"model = {KERAS}\n" + "bn = model.get_layer(index=2)\n", 1),
+    "torch insert": (SEQ + "seq.insert(1, nn.ReLU())\n", 1),
+    "grown by add and indexed": ("model = Sequential()\nmodel.add(Dropout(0.5))\n"
+                                 "model.add(BatchNormalization())\nmodel.layers[1].trainable = 0\n",
+                                 3),
+    "the list it was built from": ("layers = [nn.Dropout(0.5), nn.BatchNorm1d(8)]\n"
+                                   "seq = nn.Sequential(*layers)\nfirst = layers[0]\n", 1),
+    "built from a list, indexed itself": ("layers = [nn.Dropout(0.5), nn.BatchNorm1d(8)]\n"
+                                          "seq = nn.Sequential(*layers)\nfirst = seq[0]\n", 1),
+    "an alias": (SEQ + "other = seq\nbn = other[2]\n", 1),
+    "getattr by position": (SEQ + 'bn = getattr(seq, "2")\n', 1),
+    "enumerate": (SEQ + "for i, layer in enumerate(seq):\n    print(i, layer)\n", 1),
+    "zip": (SEQ + "for layer, p in zip(seq, [0.1, 0.2, 0.3]):\n    print(layer, p)\n", 1),
+    "a list of its children": (SEQ + "bn = list(seq.children())[2]\n", 1),
+    "its _modules": (SEQ + 'bn = seq._modules["2"]\n', 1),
+    "on self, set in another method": (module_source(
+        SELF_SEQ + ["self.seq[1].momentum = 0.01"], ["return self.seq(x)"]), 4),
+    "on self, sliced in forward": (module_source(SELF_SEQ, ["return self.seq[:1](x)"]), 4),
+    "a Sequential subclass": ("class Block(nn.Sequential):\n    def __init__(self):\n"
+                              "        super().__init__(nn.Dropout(0.5), nn.BatchNorm1d(8))\n"
+                              "        self[1].momentum = 0.01\n", 3),
+    "added by name": (module_source(
+        ['self.add_module("head", nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(8)))',
+         "self.head[0].p = 0.1"], ["return x"]), 4),
+    "in a module list": (module_source(
+        ["self.blocks = nn.ModuleList([nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(8))",
+         "                             for _ in range(2)])", "self.blocks[0][0].p = 0.1"],
+        ["return x"]), 4),
+}
 
 PASSED_TO_A_FUNCTION = {
     "an attribute, to a module function": (
@@ -121,7 +161,7 @@ KEY_STRINGS = {
 }
 
 KEPT = {f"{group}: {name}": case for group, cases in (
-    ("passed to a function", PASSED_TO_A_FUNCTION), ("returned by a call", RETURNED_BY_A_CALL),
+    ("indexed", INDEXED), ("passed to a function", PASSED_TO_A_FUNCTION), ("returned by a call", RETURNED_BY_A_CALL),
     ("class attribute", CLASS_ATTRIBUTES), ("reference", OTHER_REFERENCES),
     ("key string", KEY_STRINGS)) for name, case in cases.items()}
 
@@ -130,6 +170,16 @@ KEPT = {f"{group}: {name}": case for group, cases in (
 def test_a_container_reached_by_position_is_reported_not_reordered(name: str) -> None:
     source, line = KEPT[name]
     assert fixed_at(source) == (source, [("BNP001", line)])
+
+
+
+def test_indexing_another_container_leaves_the_fix() -> None:
+    source = ("other = nn.Sequential(nn.Linear(8, 8), nn.ReLU())\nfirst = other[0]\n"
+              "seq = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(8))\n"
+              'block = nn.ModuleDict({"bn": nn.BatchNorm1d(8)})\nbn = block["bn"]\n'
+              "out = seq(x)[:, 0]\n")
+    assert fixed_at(source) == (source.replace("nn.Dropout(0.5), nn.BatchNorm1d(8)",
+                                               "nn.BatchNorm1d(8), nn.Dropout(0.5)"), [])
 
 
 FIXED = "nn.Sequential(nn.BatchNorm1d(8), nn.Dropout(0.5))"
