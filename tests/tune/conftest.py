@@ -57,9 +57,9 @@ def cli(*args: str) -> list[str]:
 WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def start_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(cli(*args), cwd=REPO, env=WORKER_ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(cli(*args), cwd=REPO, env={**WORKER_ENV, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

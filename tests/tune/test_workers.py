@@ -78,8 +78,14 @@ def test_interrupted_and_killed_workers_resume_without_counting_twice(tmp_path):
 
 
 def run_two_workers(storage: str, tmp_path: Path) -> list:
-    args = ("--trials", "8", "--epochs", "10", "--heartbeat", "1", "--storage", storage)
-    workers = [start_cli(*args, "--output", str(tmp_path / f"w{i}")) for i in range(2)]
+    """Two workers on one study, starting to train together (tests/tune/together.py): with
+    fast trials, one started first could otherwise run them all."""
+    args = ("--trials", "8", "--epochs", "10", "--heartbeat", "1", "--storage", storage,
+            "--data", "tests/tune/together.py:digits", "--study-name", STUDY)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {"BNPLACE_TEST_BARRIER": str(barrier), "BNPLACE_TEST_WORKERS": "2"}
+    workers = [start_cli(*args, "--output", str(tmp_path / f"w{i}"), env=env) for i in range(2)]
     try:
         # generous: on a loaded 2-core machine two workers' imports alone can take a minute
         results = [worker.communicate(timeout=300) for worker in workers]
