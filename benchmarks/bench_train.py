@@ -2,10 +2,10 @@
 
 Same model (each example model rewritten to before-activation BN), same digits data, same
 optimizer settings, batch size and per-epoch validation, in one run. bnplace keeps the data on
-the device as tensors, batches by index permutation and updates through one fused SGD call;
-the plain loop is the tutorial one, a shuffling DataLoader over a TensorDataset and
-``torch.optim.SGD``. Target: >= 1.5x on CPU for digits-sized data; the
-GPU figures are printed when CUDA is there.
+the device as tensors, batches by index permutation, updates through one fused SGD call and, on
+CPU, draws Dropout masks with ``uniform_`` (``bnplace/tune/dropout.py`` says why); the plain
+loop is the tutorial one, a shuffling DataLoader over a TensorDataset and ``torch.optim.SGD``.
+Target: >= 1.5x on CPU for digits-sized data; the GPU figures are printed when CUDA is there.
 
 A third loop bounds what any data handling can gain: bnplace's training steps on one fixed
 batch, with no data handling at all. ``ceiling`` is its speed over the plain loop, and ``of
@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import examples.models  # noqa: E402
 from bnplace import Placement, rewrite  # noqa: E402
 from bnplace.tune.data import Dataset, load_data  # noqa: E402
+from bnplace.tune.dropout import uniform_mask_dropout  # noqa: E402
 from bnplace.tune.sgd import MomentumSGD  # noqa: E402
 from bnplace.tune.training import MOMENTUM, train  # noqa: E402
 
@@ -80,13 +81,14 @@ def no_data_loop(model: nn.Module, data: Dataset, epochs: int, batch_size: int,
     inputs, targets = data.train.inputs[:batch_size], data.train.targets[:batch_size]
     optimizer = MomentumSGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     steps = epochs * _steps_per_epoch(len(data.train), batch_size)
-    for epoch in range(epochs):
-        model.train()
-        for _ in range(steps // epochs):
-            optimizer.step(F.cross_entropy(model(inputs), targets))
-        model.eval()
-        with torch.inference_mode():
-            (model(data.val.inputs).argmax(1) == data.val.targets).sum().item()
+    with uniform_mask_dropout(model, device):
+        for epoch in range(epochs):
+            model.train()
+            for _ in range(steps // epochs):
+                optimizer.step(F.cross_entropy(model(inputs), targets))
+            model.eval()
+            with torch.inference_mode():
+                (model(data.val.inputs).argmax(1) == data.val.targets).sum().item()
     return steps
 
 

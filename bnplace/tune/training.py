@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnplace.tune.data import Batches, Dataset
+from bnplace.tune.dropout import uniform_mask_dropout
 from bnplace.tune.sgd import MomentumSGD
 
 MOMENTUM = 0.9
@@ -99,18 +100,19 @@ def train(model: nn.Module, data: Dataset, *, epochs: int, lr: float, batch_size
     optimizer = MomentumSGD(model.parameters(), lr=lr, momentum=MOMENTUM,
                             weight_decay=weight_decay, nesterov=nesterov)
     run = run if run is not None else TrainingRun()
-    for epoch in range(epochs):
-        started = time.perf_counter()
-        loss_sum = _train_epoch(model, data.train, optimizer, batch_size, generator, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        run.epoch_seconds.append(time.perf_counter() - started)
-        if not math.isfinite(loss_sum):
-            run.diverged = epoch
-            return run
-        run.val_accuracy.append(accuracy(model, data.val, device))
-        if on_epoch is not None:
-            on_epoch(run)
+    with uniform_mask_dropout(model, device):
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            loss_sum = _train_epoch(model, data.train, optimizer, batch_size, generator, device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            run.epoch_seconds.append(time.perf_counter() - started)
+            if not math.isfinite(loss_sum):
+                run.diverged = epoch
+                return run
+            run.val_accuracy.append(accuracy(model, data.val, device))
+            if on_epoch is not None:
+                on_epoch(run)
     return run
 
 
