@@ -3,9 +3,9 @@
 Same model (each example model rewritten to before-activation BN), same digits data, same
 optimizer settings, batch size and per-epoch validation, in one run. bnplace keeps the data on
 the device as tensors, batches by index permutation, updates through one fused SGD call and, on
-CPU, draws Dropout masks with ``uniform_`` (``bnplace/tune/dropout.py`` says why); the plain
-loop is the tutorial one, a shuffling DataLoader over a TensorDataset and ``torch.optim.SGD``.
-Target: >= 1.5x on CPU for digits-sized data; the GPU figures are printed when CUDA is there.
+CPUs other than Intel's, draws Dropout masks with ``uniform_`` (``bnplace/tune/dropout.py``
+says why); the plain loop is the tutorial one, a shuffling DataLoader over a TensorDataset and
+``torch.optim.SGD``. Target: >= 1.5x on CPU for digits-sized data; the GPU figures are printed when CUDA is there.
 
 A third loop bounds what any data handling can gain: bnplace's training steps on one fixed
 batch, with no data handling at all. ``ceiling`` is its speed over the plain loop, and ``of
@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 import examples.models  # noqa: E402
 from bnplace import Placement, rewrite  # noqa: E402
 from bnplace.tune.data import Dataset, load_data  # noqa: E402
-from bnplace.tune.dropout import uniform_mask_dropout  # noqa: E402
+from bnplace.tune.dropout import bernoulli_is_slow, uniform_mask_dropout  # noqa: E402
 from bnplace.tune.sgd import MomentumSGD  # noqa: E402
 from bnplace.tune.training import MOMENTUM, train  # noqa: E402
 
@@ -131,7 +131,8 @@ def main() -> None:
 
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"machine: {platform.machine()} {platform.processor() or ''}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU dropout "
+          f"masks from {'uniform_' if bernoulli_is_slow() else 'bernoulli_'}")
     print(f"digits, batch {args.batch_size}, {args.epochs} epochs, before-activation BN, "
           f"best of {args.repeat}; steps/s (target: bnplace >= 1.5x plain)")
     for device in devices:

@@ -9,9 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from bnplace.tune.dropout import uniform_mask_dropout
+from bnplace.tune import dropout as dropout_module
+from bnplace.tune.dropout import bernoulli_is_slow, uniform_mask_dropout
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def slow_bernoulli(monkeypatch):
+    """Every test runs as on a CPU where torch draws bernoulli_ element by element (CI's CPU
+    may be an Intel one, where it does not)."""
+    monkeypatch.setattr(dropout_module, "bernoulli_is_slow", lambda: True)
 
 
 def _drawn(dropout: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
@@ -77,3 +85,22 @@ def test_the_forward_comes_back_when_training_stops_early():
     with pytest.raises(KeyboardInterrupt), uniform_mask_dropout(dropout, CPU):
         raise KeyboardInterrupt
     assert "forward" not in vars(dropout)
+
+
+def test_intel_cpus_with_mkl_keep_torchs_dropout(monkeypatch):
+    monkeypatch.setattr(dropout_module, "bernoulli_is_slow", lambda: False)
+    dropout = nn.Dropout(0.5)
+    with uniform_mask_dropout(dropout, CPU):
+        assert "forward" not in vars(dropout)
+
+
+@pytest.mark.parametrize(("mkl", "intel", "slow"),
+                         [(True, True, False), (True, False, True), (False, True, True)])
+def test_bernoulli_is_slow_unless_torch_can_use_mkl_on_an_intel_cpu(monkeypatch, mkl, intel, slow):
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
+    monkeypatch.setattr(dropout_module, "_intel_cpu", lambda: intel)
+    bernoulli_is_slow.cache_clear()
+    try:
+        assert bernoulli_is_slow() is slow
+    finally:
+        bernoulli_is_slow.cache_clear()
