@@ -5,7 +5,8 @@ optimizer settings, batch size and per-epoch validation, in one run. bnplace kee
 the device as tensors, batches by index permutation, updates through one fused SGD call and, on
 CPUs other than Intel's, draws Dropout masks with ``uniform_`` (``bnplace/tune/dropout.py``
 says why); the plain loop is the tutorial one, a shuffling DataLoader over a TensorDataset and
-``torch.optim.SGD``. Target: >= 1.5x on CPU for digits-sized data; the GPU figures are printed when CUDA is there.
+``torch.optim.SGD``. Target: >= 1.5x on CPU for digits-sized data; the GPU figures are printed
+when CUDA is there.
 
 A third loop bounds what any data handling can gain: bnplace's training steps on one fixed
 batch, with no data handling at all. ``ceiling`` is its speed over the plain loop, and ``of
