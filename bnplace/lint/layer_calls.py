@@ -105,9 +105,15 @@ def _keras_activation_name(node: cst.BaseExpression | None) -> str | None:
 
 
 def _keras_activation(node: cst.BaseExpression | None) -> LayerKind | None:
-    """What ``activation=`` means: an activation, an output, or nothing."""
+    """What ``activation=`` means: an activation, an output, or nothing (none given, ``None``,
+    ``'linear'``). One the linter cannot name (a parameter, ``LeakyReLU(0.2)``, a string it does
+    not know) may be any activation, so the layer counts as having one: its bias may matter."""
+    if node is None or isinstance(node, cst.Name) and node.value == "None":
+        return None
     name = _keras_activation_name(node)
-    return None if name is None else kind_of_keras_activation(name)
+    if name in KERAS_IDENTITY_ACTIVATIONS:
+        return None
+    return (kind_of_keras_activation(name) if name is not None else None) or LayerKind.ACTIVATION
 
 
 def _keras_activation_layer(call: cst.Call) -> tuple[LayerKind, str | None]:

@@ -71,8 +71,11 @@ class Layer:
 @dataclass(frozen=True)
 class Description:
     """Everything the rules see of one source: layer sequences, and BatchNorm layers never used
-    or whose output is thrown away (``self.bn(x)`` as a statement of its own)."""
+    or whose output is thrown away (``self.bn(x)`` as a statement of its own). ``loads_weights``
+    says the source loads saved weights into its models (``load_state_dict``): a fix must not
+    add or remove a parameter, or they would no longer fit."""
 
     sequences: tuple[tuple[Layer, ...], ...] = ()
     unused: tuple[Layer, ...] = field(default=())
     discarded: tuple[Layer, ...] = field(default=())  # called, its output thrown away
+    loads_weights: bool = False

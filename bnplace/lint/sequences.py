@@ -36,6 +36,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, Scope
 
 from bnplace.lint.bindings import Bindings
+from bnplace.lint.checkpoints import loads_weights
 from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
 from bnplace.lint.layers import Description, Layer, Location
@@ -175,6 +176,7 @@ class _Describer:
         self._written_containers = len(_CONTAINER_CALL.findall(code))
         self._seen_containers: set[int] = set()  # ids of the container calls read so far
         self._module = module
+        self._loads_weights = loads_weights(module, code)
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
         self._read_from_other_scopes: dict[tuple[Scope, str], bool] = {}
@@ -203,7 +205,8 @@ class _Describer:
             if id(node) not in readers:
                 self._emit(_path(node, readers), lone=True)
         return Description(self._pinned(tuple(self._sequences)), tuple(dict.fromkeys(self._unused)),
-                           tuple(dict.fromkeys(self._discarded)))
+                           tuple(dict.fromkeys(self._discarded)),
+                           self._loads_weights)
 
     def _run_unwalked_containers(self) -> None:
         """A ``Sequential(...)`` that the statement walk does not reach is a sequence all the

@@ -34,9 +34,10 @@ def check(description: Description) -> Iterator[Finding]:
             keyword = BIAS_KEYWORD.get(linear.framework, "bias")
             # A layer also used where no BN follows (VGG's ``conv2d`` without batch_norm, a
             # helper's layer), a BN that may be left out (``if use_bn:``), or an output other
-            # code may read on some runs, needs the bias there: report, do not fix.
+            # code may read on some runs, needs the bias there; saved weights loaded by the file
+            # hold the bias: report, do not fix.
             safe = (bool(linear.framework) and all(uses[linear.definition]) and not bn.guarded
-                    and not linear.maybe_shared_output)
+                    and not linear.maybe_shared_output and not description.loads_weights)
             yield Finding("BNP002", f"{linear.type_name} has a bias that the {bn.type_name} "
                           f"after it subtracts away: pass {keyword}=False", linear.definition,
                           (linear,), f"Add {keyword}=False" if safe else None)
@@ -48,14 +49,16 @@ RULE = Rule(
     summary="a linear layer's bias is cancelled by the BatchNorm right after it",
     what="Checks for a Linear/Conv (Keras Dense/Conv) layer that has a bias and no activation of "
          "its own and whose output goes straight into a BatchNorm. The finding is on the line "
-         "where the linear layer is constructed.",
+         "where the linear layer is constructed. An `activation=` the linter cannot name (a "
+         "parameter passed on, `LeakyReLU(0.2)`) may be a real one, so it counts as one.",
     why="BatchNorm subtracts the batch mean from each channel, so a constant added per channel "
         "just before it cancels out; BN's own shift (beta) plays its part. The bias is wasted "
         "parameters and compute. Ioffe & Szegedy 2015 (section 3.2) note the bias \"can be "
         "ignored\". With an activation in between (`Dense(64, activation='relu')`), the bias is "
         "not redundant and nothing is reported.",
     fix="Construct the layer with `use_bias=False` (Keras) or `bias=False` (PyTorch); `--fix` adds "
-        "it.",
+        "it, except in a file that loads saved weights (`load_state_dict`, `load_weights`, "
+        "`load_from_checkpoint`): they hold the bias, and would no longer load without it.",
     valid=(
         "model.add(Dense(64, use_bias=False))\nmodel.add(BatchNormalization())\n",
         "model.add(Dense(64, activation='relu'))\nmodel.add(BatchNormalization())\n",
