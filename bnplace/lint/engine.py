@@ -111,12 +111,19 @@ def lint_file(source: SourceFile, enabled: Callable[[str], bool], fix: bool = Fa
 
 
 def _placed(finding: Finding, source: SourceFile) -> Finding:
-    """The finding with its file, and for a notebook its cell and the rows within that cell."""
+    """The finding with its file, and for a notebook its cell and the rows within that cell,
+    also for the places its message names (``(at cell 2:7:9)``, not a row of the joined code)."""
     finding = replace(finding, path=str(source.path))
-    if source.notebook is None:
+    notebook = source.notebook
+    if notebook is None:
         return finding
     location = finding.location
-    cell, row = source.notebook.cell_of(location.row)
+    cell, row = notebook.cell_of(location.row)
     end_row = row + location.end_row - location.row
-    return replace(finding, cell=cell,
+    message = finding.message
+    for mentioned in finding.mentions:
+        mentioned_cell, mentioned_row = notebook.cell_of(mentioned.row)
+        message = message.replace(f"(at {mentioned})", f"(at cell {mentioned_cell}:"
+                                  f"{mentioned_row}:{mentioned.column + 1})")
+    return replace(finding, cell=cell, message=message,
                    location=replace(location, row=row, end_row=end_row))

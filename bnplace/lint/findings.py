@@ -4,6 +4,8 @@
 ``path`` and ``cell`` are filled in by the file front end (``cell`` only for notebooks, with the
 location's rows counted within that cell). ``layers`` are the layers the finding is about, which
 is what a fixer needs; ``fix_title`` says what ``--fix`` would do, None when nothing would.
+``mentions`` are the places the message names as ``(at ROW:COL)``: the file front end counts
+their rows within a notebook's cells too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Finding:
     fix_title: str | None = None
     path: str = ""
     cell: int | None = None
+    mentions: tuple[Location, ...] = ()
 
     @property
     def sort_key(self) -> tuple:

@@ -23,7 +23,8 @@ def check(description: Description) -> Iterator[Finding]:
             bn, dropout = layers[i], layers[j]
             yield Finding("BNP006", f"{bn.type_name} is downstream of {dropout.type_name} (at "
                           f"{dropout.location}) through linear layers: its statistics shift "
-                          "between training and inference", bn.location, (bn, dropout))
+                          "between training and inference", bn.location, (bn, dropout),
+                          mentions=(dropout.location,))
 
 
 RULE = Rule(
