@@ -146,10 +146,13 @@ class _Finder(cst.CSTVisitor):
         self.methods: set[int] = set()  # ids of the functions defined in a class body
         self.classes: set[str] = set()
         self.returning: list[str] = []  # ``make()`` inside ``def make``
+        self.unpacked_calls: list[tuple[cst.Tuple | cst.List, cst.Call]] = []  # a, b = make()
 
     def result(self) -> PositionalUse:
         """The pinned names, with those that reach them (aliases, arguments for pinned
         parameters) until nothing more is added."""
+        for target, call in self.unpacked_calls:
+            self._unpack(target, call)
         names = self.pinned | self.key_owners | (self.keyed if self.root_key else set())
         while names:
             use = self._use(names)
@@ -303,9 +306,25 @@ class _Finder(cst.CSTVisitor):
             self._bind(target.target, node.value)
             if isinstance(target.target, cst.Name) and isinstance(node.value, cst.Lambda):
                 self._define(target.target.value, _Function.of(node.value.params, bound=False))
-            if isinstance(target.target, (cst.Tuple, cst.List)) \
+            if isinstance(target.target, (cst.Tuple, cst.List)) and isinstance(node.value,
+                                                                             cst.Call):
+                self.unpacked_calls.append((target.target, node.value))  # once all is seen
+            elif isinstance(target.target, (cst.Tuple, cst.List)) \
                     and not isinstance(node.value, (cst.Tuple, cst.List)):
                 self._pin(node.value)  # ``drop, bn = seq``: unpacked by position
+
+    def _unpack(self, target: cst.Tuple | cst.List, call: cst.Call) -> None:
+        """``model, base = build()`` where every ``return`` of ``build`` is a tuple of as many
+        values (``return Model(inp, out), base``) binds each name to its value; any other call
+        may return a container whose layers the names take by position."""
+        returned = [value for name, value in self.bindings
+                    if name == f"{_callee_name(call.func)}()"]
+        if not returned or not all(_same_shape(value, target) for value in returned):
+            self._pin(call)
+            return
+        for value in returned:
+            for name, element in zip(target.elements, value.elements):
+                self._bind(name.value, element.value)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -350,6 +369,15 @@ def _called_names(call: cst.Call) -> list[str]:
     if callee in _SAME_LAYERS and args:
         return _container_names(args[0])
     return [] if callee is None else [f"{callee}()"]
+
+
+def _same_shape(value: cst.BaseExpression, target: cst.Tuple | cst.List) -> bool:
+    """``Model(inp, out), base`` for ``model, base``: a tuple or list of as many values, with
+    no starred part on either side."""
+    return (isinstance(value, (cst.Tuple, cst.List))
+            and len(value.elements) == len(target.elements)
+            and not any(isinstance(element, cst.StarredElement)
+                        for element in (*value.elements, *target.elements)))
 
 
 def _callee_name(func: cst.BaseExpression) -> str | None:
