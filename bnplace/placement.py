@@ -64,6 +64,7 @@ def _act(module: str, functions: tuple[str, ...], keras_layers: tuple[str, ...] 
 ACTIVATIONS: dict[str, Names] = {
     "relu": _act("ReLU", ("relu", "relu_"), ("ReLU",), ("relu",)),
     "relu6": _act("ReLU6", ("relu6",), (), ("relu6",)),
+    "hardtanh": _act("Hardtanh", ("hardtanh", "hardtanh_")),
     "leaky_relu": _act("LeakyReLU", ("leaky_relu", "leaky_relu_"), ("LeakyReLU",), ("leaky_relu",)),
     "prelu": _act("PReLU", ("prelu",), ("PReLU",)),
     "elu": _act("ELU", ("elu", "elu_"), ("ELU",), ("elu",)),

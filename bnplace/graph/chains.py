@@ -256,7 +256,7 @@ def _trailing_batchnorm(part: TracedPart, end: fx.Node, bn: fx.Node | None,
     return None
 
 
-SQUASHING_OUTPUTS = ("sigmoid", "tanh", "hardsigmoid")
+SQUASHING_OUTPUTS = ("sigmoid", "tanh", "hardsigmoid", "hardtanh")
 
 
 def _output_squashing(part: TracedPart, end: fx.Node, act: fx.Node,
@@ -303,10 +303,10 @@ BROADCASTS = ("expand", "expand_as")
 
 def _gate(part: TracedPart, end: fx.Node, act: fx.Node,
           modules: dict[str, nn.Module]) -> str | None:
-    """Why a chain whose sigmoid/tanh/hardsigmoid output scales another tensor is left: it is a
-    gate (squeeze-and-excitation's ``x * sigmoid(fc2(s))``, CBAM, GLU's ``a * sigmoid(b)``), whose
-    values in (0, 1) say how much of that tensor passes; a BN before it would re-centre what the
-    gate means, and no published architecture puts one there.
+    """Why a chain whose squashing activation (``SQUASHING_OUTPUTS``) scales another tensor is
+    left: it is a gate (squeeze-and-excitation's ``x * sigmoid(fc2(s))``, CBAM, GLU's
+    ``a * sigmoid(b)``), whose values in (0, 1) say how much of that tensor passes; a BN before it
+    would re-centre what the gate means, and no published architecture puts one there.
 
     Only the chain that ends in the gate is left. The chain before it in an SE block
     (``fc1 → ReLU`` on the pooled tensor) is an ordinary hidden layer of the excitation MLP and is
@@ -432,7 +432,7 @@ def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.M
             return None
     index = positions_of.get(parent_name)
     if index is None:
-        index = positions_of[parent_name] = {key: i for i, key in enumerate(parent._modules)}
+        index = positions_of[parent_name] = _single_positions(parent)
     try:
         positions = sorted(index[str(n.target).rpartition(".")[2]] for n in members)
     except KeyError:
@@ -440,3 +440,14 @@ def _container(part: TracedPart, members: list[fx.Node], modules: dict[str, nn.M
     if positions[-1] - positions[0] != len(positions) - 1:
         return None
     return part.qualified(parent_name) if parent_name else (part.prefix or "")
+
+
+def _single_positions(seq: nn.Sequential) -> dict[str, int]:
+    """Child key -> position, for the children that sit at one position only.
+
+    One module object at two positions (``act = nn.ReLU()`` passed twice to ``nn.Sequential``)
+    is named after the first by fx, whichever call a node stands for: its position says nothing
+    about where the chain lies, so a chain holding it is not rewritten in place.
+    """
+    count = Counter(id(m) for m in seq._modules.values())
+    return {key: i for i, (key, m) in enumerate(seq._modules.items()) if count[id(m)] == 1}

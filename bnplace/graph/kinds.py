@@ -88,6 +88,8 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> LayerKind | None:
     if node.op == "call_module":
         module = modules.get(node.target)  # type: ignore[arg-type]
         return module_kind(module) if module is not None else None
+    if clamp_activation(node) is not None:
+        return LayerKind.ACTIVATION
     if node.op == "call_function":
         try:
             return function_kinds().get(node.target)
@@ -96,6 +98,28 @@ def node_kind(node: fx.Node, modules: dict[str, nn.Module]) -> LayerKind | None:
     if node.op == "call_method":
         return method_kinds().get(node.target)  # type: ignore[arg-type]
     return None
+
+
+_CLAMPS_FROM_BELOW = ("clamp", "clamp_", "clip", "clip_", "clamp_min", "clamp_min_")
+
+
+def clamp_activation(node: fx.Node) -> str | None:
+    """``relu`` for a clamp at 0 from below (``x.clamp(min=0)``, the ReLU of the PyTorch
+    tutorial's ``TwoLayerNet``), ``relu6`` for one to ``[0, 6]``; None for any other clamp, which
+    bounds a value (SAC's ``log_std.clamp(-20, 2)``) rather than activates it."""
+    if node.op not in ("call_function", "call_method") \
+            or call_name(node) not in _CLAMPS_FROM_BELOW:
+        return None
+    if node.op == "call_function" and getattr(torch, call_name(node), None) is not node.target:
+        return None
+    bounds = (*node.args[1:], None, None)
+    low = node.kwargs.get("min", bounds[0])
+    high = None if call_name(node).startswith("clamp_min") else node.kwargs.get("max", bounds[1])
+    if isinstance(low, bool) or not isinstance(low, (int, float)) or low != 0:
+        return None
+    if high is None:
+        return "relu"
+    return "relu6" if not isinstance(high, bool) and high == 6 else None
 
 
 def call_name(node: fx.Node) -> str:
@@ -111,7 +135,7 @@ def activation_of(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
     if node.op == "call_module":
         module = modules.get(str(node.target))
         return activation_function(type(module).__name__) if module is not None else None
-    return activation_function(call_name(node))
+    return activation_function(call_name(node)) or clamp_activation(node)
 
 
 def main_input(node: fx.Node) -> object:
