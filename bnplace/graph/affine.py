@@ -24,11 +24,25 @@ def batchnorm_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor,
     return scale, shift
 
 
+def output_channels(layer: nn.Module) -> int:
+    """How many outputs a Linear or Conv gives: the first axis of its weight, except for a
+    transposed convolution, whose weight holds its inputs first."""
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return layer.out_channels
+    return layer.weight.shape[0]
+
+
 def merge_into_preceding(layer: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
-    """Make ``layer`` (Linear or Conv, output channels first in its weight) compute
-    ``scale * layer(x) + shift``."""
+    """Make ``layer`` (Linear, Conv or transposed Conv) compute ``scale * layer(x) + shift``."""
     weight = layer.weight
-    factor = scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    spatial = [1] * (weight.dim() - 2)
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        # weight (in, out / groups, *k): scale each slot by the output channel it writes
+        index = _grouped_channels(layer.in_channels, layer.in_channels // layer.groups,
+                                  layer.out_channels // layer.groups)
+        factor = scale[index].reshape(*index.shape, *spatial)
+    else:
+        factor = scale.reshape(-1, 1, *spatial)
     bias = _bias_or_zeros(layer) * scale + shift
     _store(layer, weight.detach().double() * factor, bias)
 
@@ -55,15 +69,20 @@ def merge_into_following(layer: nn.Module, scale: torch.Tensor, shift: torch.Ten
 
 def _conv_input_channels(conv: nn.modules.conv._ConvNd) -> torch.Tensor:
     """For each (output channel, weight input slot), the input channel it reads (groups aware)."""
-    out_per_group = conv.out_channels // conv.groups
-    in_per_group = conv.in_channels // conv.groups
-    group = torch.arange(conv.out_channels) // out_per_group
-    return group[:, None] * in_per_group + torch.arange(in_per_group)[None, :]
+    return _grouped_channels(conv.out_channels, conv.out_channels // conv.groups,
+                             conv.in_channels // conv.groups)
+
+
+def _grouped_channels(rows: int, rows_per_group: int, slots_per_group: int) -> torch.Tensor:
+    """For each (weight row, slot) of a grouped convolution, the channel on the other side of
+    the weight that the slot stands for: row ``r`` sees only the channels of its group."""
+    group = torch.arange(rows) // rows_per_group
+    return group[:, None] * slots_per_group + torch.arange(slots_per_group)[None, :]
 
 
 def _bias_or_zeros(layer: nn.Module) -> torch.Tensor:
     if layer.bias is None:
-        return torch.zeros(layer.weight.shape[0], dtype=torch.float64,
+        return torch.zeros(output_channels(layer), dtype=torch.float64,
                            device=layer.weight.device)
     return layer.bias.detach().double()
 

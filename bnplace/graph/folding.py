@@ -30,7 +30,8 @@ import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
-from bnplace.graph.affine import batchnorm_affine, merge_into_following, merge_into_preceding
+from bnplace.graph.affine import (batchnorm_affine, merge_into_following, merge_into_preceding,
+                                  output_channels)
 from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.kinds import (describe, is_average_pool, is_identity, is_max_pool, main_input,
                                  node_kind, overrides_forward)
@@ -218,8 +219,6 @@ class _Folder:
         if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)) or \
                 isinstance(layer.weight, nn.parameter.UninitializedParameter):
             return f"`{name}` ({type(layer).__name__}) has no initialized weight to merge into"
-        if isinstance(layer, nn.modules.conv._ConvTransposeNd):
-            return f"`{name}` is a transposed convolution (its weight holds inputs first)"
         if overrides_forward(layer):
             return f"`{name}` ({type(layer).__name__}) overrides forward, so its map is unknown"
         if parametrize.is_parametrized(layer) or layer._forward_pre_hooks or layer._forward_hooks:
@@ -237,7 +236,7 @@ class _Folder:
         problem = self._layer_problem(layer)
         if problem:
             return problem
-        width = layer.weight.shape[0]
+        width = output_channels(layer)
         if width != bn.num_features:
             return f"`{self.names[id(layer)]}` has {width} outputs, the BN {bn.num_features}"
         if not _channel_axes_match(layer, bn, output_shape(source)):
@@ -323,6 +322,10 @@ def _following_problem(layer: nn.Module, name: str, bn: nn.Module, path: _Path,
                        bn_input: fx.Node) -> str | None:
     """Why merging into the following ``layer`` would not be exact, or None."""
     channel_last = isinstance(bn, ChannelLastBatchNorm)
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return (f"`{name}` is a transposed convolution: where its strides overlap or its padding "
+                f"crops, outputs sum different numbers of inputs, so the BN's shift is no one "
+                f"bias")
     if isinstance(layer, nn.modules.conv._ConvNd):
         if path.flattened or channel_last:
             return f"`{name}` does not read the BN's channels on its channel axis"
