@@ -598,7 +598,8 @@ def _is_chain_leaf(module: nn.Module, leaf: tuple[Any, ...]) -> bool:
 
 
 def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+    """The qualified name of ``name`` inside ``prefix``; '' (the module itself) is ``prefix``."""
+    return f"{prefix}.{name}" if prefix and name else prefix or name
 
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
