@@ -115,11 +115,11 @@ def clamp_activation(node: fx.Node) -> str | None:
     bounds = (*node.args[1:], None, None)
     low = node.kwargs.get("min", bounds[0])
     high = None if call_name(node).startswith("clamp_min") else node.kwargs.get("max", bounds[1])
-    if isinstance(low, bool) or not isinstance(low, (int, float)) or low != 0:
+    if not isinstance(low, (int, float)) or low != 0:
         return None
     if high is None:
         return "relu"
-    return "relu6" if not isinstance(high, bool) and high == 6 else None
+    return "relu6" if isinstance(high, (int, float)) and high == 6 else None
 
 
 def call_name(node: fx.Node) -> str:
