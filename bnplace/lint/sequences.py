@@ -16,9 +16,11 @@ end in a value nothing else consumes. Order comes from data flow, never from nei
 two helper functions defined one after the other are no chain. ``if`` bodies are taken as run
 (a guarded ``if self.dropout is not None:`` layer is in the path), ``elif``/``else`` bodies and
 ``match`` cases as alternatives to it, ``name := value`` as an assignment (also in a test), loop
-bodies as run twice (a list
-grown in a loop repeats), except a ``for`` over literal strings, which runs once per string with
-the name bound (``for name in ["fc", "bn"]: x = self.layers[name](x)``). Each place a name is
+bodies as run twice (a list grown in a loop repeats), except a ``for`` over literal strings,
+which runs once per string with the name bound (``for name in ["fc", "bn"]:
+x = self.layers[name](x)``), and statements below a ``return``/``raise``/``break``/``continue``
+as never run. Each item of a literal tuple, list or dict is a value of its own
+(``return self.bn(h), x``). Each place a name is
 written reads every tensor the name may hold there (after an ``if`` or a loop, also what it held
 before), so --fix knows a layer whose output something else reads too (``return out, h``). The
 code is never imported or run.
@@ -261,8 +263,12 @@ class _Describer:
         return frame
 
     def _run_block(self, body: Sequence[cst.CSTNode], frame: _Frame) -> None:
+        """The statements of a block in order, up to one that leaves it (``return``, ``raise``,
+        ``break``, ``continue``): code after that never runs (a draft kept below a return)."""
         for statement in body:
             self._run_statement(statement, frame)
+            if _leaves_block(statement):
+                return
 
     def _run_statement(self, statement: cst.CSTNode, frame: _Frame) -> None:
         if isinstance(statement, cst.SimpleStatementLine):
@@ -735,6 +741,9 @@ class _Describer:
             frame.conditional -= 1
             frame.guarded -= 1
             return tensor
+        if isinstance(node, (cst.Tuple, cst.List, cst.Dict)):  # ``return self.bn(h), h``
+            for element in node.elements:  # each item (``*rest``, ``**rest`` too) a value of its
+                self._operand(element.value, frame)  # own, read once here
         return None
 
     def _apply(self, call: cst.Call, frame: _Frame) -> _Node | None:
@@ -857,6 +866,14 @@ def _has_else(statement: cst.If) -> bool:
     while isinstance(orelse, cst.If):
         orelse = orelse.orelse
     return orelse is not None
+
+
+def _leaves_block(statement: cst.CSTNode) -> bool:
+    """Whether a statement surely leaves its block: a line with a ``return``, ``raise``,
+    ``break`` or ``continue``."""
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(small, (cst.Return, cst.Raise, cst.Break, cst.Continue))
+        for small in statement.body)
 
 
 def _target_names(target: cst.BaseAssignTargetExpression) -> list[str]:
