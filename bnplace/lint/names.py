@@ -218,6 +218,10 @@ class NameResolver:
         """``nn.ModuleDict``, ``torch.nn.ModuleDict``, ``ModuleDict``."""
         return self._names_container(node, "ModuleDict", keras=False)
 
+    def is_module_list(self, node: cst.BaseExpression) -> bool:
+        """``nn.ModuleList``, ``torch.nn.ModuleList``, ``ModuleList``."""
+        return self._names_container(node, "ModuleList", keras=False)
+
     def _names_container(self, node: cst.BaseExpression, name: str, keras: bool) -> bool:
         """Whether a callee is the library container class ``name`` (a bare name counts)."""
         dotted = self.dotted(node)

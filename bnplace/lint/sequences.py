@@ -334,12 +334,27 @@ class _Describer:
             else:
                 for name in _target_names(statement.target):
                     frame.forget(name)  # ``for h in feats:``: an item nobody knows
+                for name, layer in self._loop_items(statement, frame).items():
+                    frame.values[name] = (layer,)
             self._run_block(statement.body.body, frame)
             frame.conditional -= later
             states.append(frame.copy())
         for state in states[:-1]:
             frame.merge(state)
         frame.loop_keys = outer
+
+    def _loop_items(self, statement: cst.For, frame: _Frame) -> dict[str, Layer]:
+        """The layer each loop name takes from a list of layers that one constructor call built
+        (``for fc, bn in zip(self.fcs, self.bns):`` after ``self.fcs.append(nn.Linear(h, h))``
+        in a loop): every item is that layer. Taken as guarded: ``zip`` stops at the shorter
+        list, so some items may run without the layer paired with them here."""
+        items = {}
+        for name, iterable in _iterated(statement.target, statement.iter):
+            layers = frame.values.get(self._key(iterable, frame) or "")
+            if layers and layers[0].kind is not None \
+                    and all(layer.definition == layers[0].definition for layer in layers):
+                items[name] = replace(layers[0], guarded=True)
+        return items
 
     def _run_if(self, statement: cst.If, frame: _Frame) -> None:
         self._run_header(statement.test, frame)  # the first test always runs
@@ -620,6 +635,10 @@ class _Describer:
         if self._names.is_module_dict(call.func):
             where = self._location(call)
             return (Layer(None, _MODULE_DICT, where, where, framework="torch"),)
+        if self._names.is_module_list(call.func):
+            items = self._module_list(call, frame)
+            if items is not None:
+                return items
         name = dotted_text(call.func)
         layer_class = frame.classes.get(name) or self._names.layer_class(call.func)
         if layer_class is not None:
@@ -635,6 +654,19 @@ class _Describer:
         if name is not None and name.endswith("OrderedDict") and call.args:
             return self._named_elements(call, frame)
         return None
+
+    def _module_list(self, call: cst.Call, frame: _Frame) -> Layers | None:
+        """An empty ``nn.ModuleList()`` (``append`` fills it), or one built by a comprehension
+        of one layer (``nn.ModuleList([nn.BatchNorm1d(h) for h in dims])``): that layer, once
+        per item. None for any other (a literal list stays one opaque module)."""
+        if not call.args:
+            return ()
+        built = call.args[0].value
+        if len(call.args) > 1 or not isinstance(built, (cst.ListComp, cst.GeneratorExp)) \
+                or not isinstance(built.elt, cst.Call) or self._names.is_sequential(built.elt.func):
+            return None
+        layers = self._called_layers(built.elt, frame)
+        return layers if layers and len(layers) == 1 and layers[0].kind is not None else None
 
     def _container(self, call: cst.Call, frame: _Frame) -> Layers:
         """The layers of ``nn.Sequential(a, b, *rest)``, ``Sequential([a, b])`` or Keras'
@@ -886,6 +918,27 @@ def _target_names(target: cst.BaseAssignTargetExpression) -> list[str]:
     if isinstance(target, cst.StarredElement):
         return _target_names(target.value)
     return []
+
+
+def _iterated(target: cst.BaseAssignTargetExpression, iterable: cst.BaseExpression
+              ) -> list[tuple[str, cst.BaseExpression]]:
+    """Each loop name with what it iterates over: ``fc`` with ``self.fcs`` in ``for fc in
+    self.fcs:``, ``for i, fc in enumerate(self.fcs):`` or ``for fc, bn in zip(self.fcs,
+    self.bns):``."""
+    if isinstance(target, cst.Name):
+        return [(target.value, iterable)]
+    name = dotted_text(iterable.func) if isinstance(iterable, cst.Call) else None
+    if name not in ("zip", "enumerate") or not isinstance(target, (cst.Tuple, cst.List)):
+        return []
+    args = [arg.value for arg in iterable.args if arg.keyword is None and not arg.star]
+    if len(args) != len(iterable.args):
+        return []
+    names = [element.value for element in target.elements]
+    if name == "enumerate":
+        names = names[1:] if len(names) == 2 and len(args) == 1 else []
+    elif len(names) != len(args):
+        return []
+    return [(named.value, arg) for named, arg in zip(names, args) if isinstance(named, cst.Name)]
 
 
 def _walruses(node: cst.BaseExpression) -> list[cst.NamedExpr]:

@@ -60,3 +60,71 @@ def test_code_below_a_raise_continue_or_break_is_never_run(leave: str) -> None:
                                         "    x = self.bn(x)",
                                         "return x"])
     assert code_lines(source) == []
+
+
+# Hidden layers kept in ModuleList pairs, built by one constructor call each and walked with zip.
+APPENDED_PAIRS = [
+    "self.fcs = nn.ModuleList()",
+    "self.bns = nn.ModuleList()",
+    "for h in dims:",
+    "    self.fcs.append(nn.Linear(h, h))",
+    "    self.bns.append(nn.BatchNorm1d(h))",
+]
+COMPREHENDED_PAIRS = [
+    "self.fcs = nn.ModuleList([nn.Linear(h, h) for h in dims])",
+    "self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in dims)",
+]
+
+
+@pytest.mark.parametrize(("init", "line"), [(APPENDED_PAIRS, 7), (COMPREHENDED_PAIRS, 4)])
+def test_a_linear_walked_with_its_batchnorm_in_a_zip_loop_is_reported_not_fixed(
+        init: list[str], line: int) -> None:
+    # zip stops at the shorter list: a Linear without a BatchNorm to pair may need its bias.
+    source = module_source(init, ["for fc, bn in zip(self.fcs, self.bns):",
+                                  "    x = F.relu(bn(fc(x)))",
+                                  "return x"])
+    assert fixed_at(source) == (source, [("BNP002", line)])
+
+
+def test_a_dropout_before_the_batchnorm_in_a_zip_loop_is_swapped_where_they_are_called() -> None:
+    source = module_source(
+        ["self.fcs = nn.ModuleList([nn.Linear(8, 8) for _ in range(3)])",
+         "self.drops = nn.ModuleList([nn.Dropout(0.3) for _ in range(3)])",
+         "self.bns = nn.ModuleList([nn.BatchNorm1d(8) for _ in range(3)])"],
+        ["for fc, drop, bn in zip(self.fcs, self.drops, self.bns):",
+         "    x = drop(F.relu(fc(x)))",
+         "    x = bn(x)",
+         "return x"])
+    fixed = source.replace("x = drop(F.relu(fc(x)))", "x = bn(F.relu(fc(x)))").replace(
+        "    x = bn(x)\n", "    x = drop(x)\n")
+    assert code_lines(source) == [("BNP001", 10)]
+    assert fixed_at(source) == (fixed, [])
+
+
+def test_an_enumerated_or_plain_loop_takes_the_items_too() -> None:
+    source = module_source(["self.bns = nn.ModuleList([nn.BatchNorm1d(8) for _ in range(2)])",
+                            "self.drop = nn.Dropout(0.5)"],
+                           ["for i, bn in enumerate(self.bns):",
+                            "    x = bn(self.drop(x))",
+                            "for bn in self.bns:",
+                            "    x = bn(self.drop(x))",
+                            "return x"])
+    assert code_lines(source) == [("BNP001", 8), ("BNP001", 10)]
+
+
+UNKNOWN_ITEMS = {
+    # the first layer is built apart from the others: which one an item is depends on the run
+    "two constructor calls": ["self.fcs = nn.ModuleList([nn.Linear(4, 8)])",
+                              "self.fcs.append(nn.Linear(8, 8))",
+                              "self.bns = nn.ModuleList([nn.BatchNorm1d(8) for _ in range(2)])"],
+    "a list of blocks": ["self.fcs = nn.ModuleList([nn.Sequential(nn.Linear(8, 8)) for _ in dims])",
+                         "self.bns = nn.ModuleList([nn.BatchNorm1d(8) for _ in dims])"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNKNOWN_ITEMS))
+def test_items_of_a_list_built_by_several_calls_are_unknown(name: str) -> None:
+    source = module_source(UNKNOWN_ITEMS[name], ["for fc, bn in zip(self.fcs, self.bns):",
+                                                 "    x = bn(fc(x))",
+                                                 "return x"])
+    assert code_lines(source) == []
