@@ -13,10 +13,12 @@ the file's absolute path (see :func:`file_module_name`).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import keyword
 import sys
@@ -42,8 +44,16 @@ def load_object(spec: str) -> Any:
         try:
             obj = getattr(obj, attr)
         except AttributeError:
-            raise SpecError(f"{module_part!r} has no attribute {attr_path!r}") from None
+            public = [name for name in dir(obj) if not name.startswith("_")]
+            raise SpecError(f"{module_part!r} has no attribute {attr_path!r}"
+                            f"{_did_you_mean(attr, public)}") from None
     return obj
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    """``; did you mean 'Net'?`` for a misspelt name (the case of a letter, a letter missed)."""
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -86,13 +96,44 @@ def load_model(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
 def _build(spec: str, target: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     from torch import nn
 
+    _check_arguments(spec, target, kwargs)
     try:
         model = target(**kwargs)
     except Exception as err:  # the user's constructor: report it on one line
-        raise SpecError(f"building {spec!r} failed: {describe_error(err)}") from err
+        given = f" with {json.dumps(kwargs)}" if kwargs else ""
+        raise SpecError(f"building {spec!r}{given} failed: {describe_error(err)}") from err
     if not isinstance(model, nn.Module):
         raise SpecError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _check_arguments(spec: str, target: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Keyword arguments that do not fit ``target``'s signature, refused naming the arguments
+    it needs or takes: Python's own message names neither, nor --model-kwargs."""
+    try:
+        signature = inspect.signature(target)
+        signature.bind(**kwargs)
+    except ValueError:  # no signature to read (some builtins): calling it will tell
+        return
+    except TypeError as err:
+        parameters = signature.parameters
+        named = [name for name, parameter in parameters.items()
+                 if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
+        missing = [name for name in named
+                   if parameters[name].default is parameters[name].empty and name not in kwargs]
+        unknown = [name for name in kwargs if name not in named]
+        if missing:
+            example = ", ".join([f"{json.dumps(name)}: {json.dumps(value)}"
+                                 for name, value in kwargs.items()]
+                                + [f'"{name}": ...' for name in missing])
+            raise SpecError(f"{spec!r} needs {', '.join(missing)}: give "
+                            f"{'them' if len(missing) > 1 else 'it'} with --model-kwargs "
+                            f"'{{{example}}}'") from None
+        if unknown:
+            takes = f"it takes: {', '.join(named)}" if named else "it takes none"
+            raise SpecError(f"{spec!r} takes no argument {unknown[0]!r}; {takes}") from None
+        raise SpecError(f"{spec!r} cannot be built with --model-kwargs {json.dumps(kwargs)}: "
+                        f"{err}") from None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -170,8 +211,18 @@ def _import_module(name: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         raise SpecError(f"cannot import module {name!r}: {err}") from None
+    except SystemExit as err:
+        raise _exited_at_import(f"importing {name!r}", err) from None
     except Exception as err:
         raise SpecError(f"importing {name!r} failed: {describe_error(err)}") from err
+
+
+def _exited_at_import(what: str, err: SystemExit) -> SpecError:
+    """A script's ``sys.exit()`` at import: without this the command would end there, silently,
+    with the script's status (0 too), and nothing tuned."""
+    return SpecError(f"{what} called exit({err.code!r}): importing a file runs its top-level "
+                     "code, so put what it runs as a script under "
+                     "`if __name__ == \"__main__\":`")
 
 
 def _import_file(path_text: str) -> Any:
@@ -190,6 +241,8 @@ def _import_file(path_text: str) -> Any:
         return importlib.import_module(module_name)
     except SpecError:
         raise
+    except SystemExit as err:
+        raise _exited_at_import(f"running {path_text}", err) from None
     except Exception as err:
         raise SpecError(f"running {path_text} failed: {describe_error(err)}") from err
     finally:
