@@ -178,8 +178,11 @@ def _fitted(name: str, inputs: np.ndarray, targets: np.ndarray, model: nn.Module
 
     x = torch.as_tensor(inputs, dtype=torch.float32)
     y = torch.as_tensor(targets, dtype=torch.long)
-    x, output = _accepted_layout(model, [x, x.reshape(len(x), 1, 8, 8)],
-                                 hint="; give it data it takes with --data module.py:function")
+    x, output = _accepted_layout(
+        model, [x, x.reshape(len(x), 1, 8, 8)],
+        what=f"the {name} data's layouts, vectors (64,) and 1×8×8 images",
+        hint=f": the {name} data cannot fit this model; for other inputs (3 channels, 28×28 "
+             "images, ...) give your own with --data module.py:function")
     train_x, val_x, train_y, val_y = train_test_split(
         x, y, test_size=VAL_FRACTION, stratify=y, random_state=SPLIT_SEED)
     _check_classes(output, train_y, val_y)
@@ -247,15 +250,26 @@ def _batches(part: Any, label: str) -> Batches:
     if isinstance(part, (tuple, list)) and len(part) == 2:
         inputs, targets = (torch.as_tensor(t) for t in part)
         return TensorBatches(inputs, _class_indices(targets, label))  # inputs may be token ids
+    once = (": an iterator is read once, and every epoch reads the data again"
+            if isinstance(part, Iterator) else "")
     raise SpecError(f"{label} data must be an (inputs, targets) pair, a TensorDataset or a "
-                    f"DataLoader, got {type(part).__name__}")
+                    f"DataLoader, got {type(part).__name__}{once}")
 
 
 def _one_per_sample(targets: torch.Tensor) -> torch.Tensor:
-    """Labels of shape (N, 1) (a DataFrame column as ``df[["label"]].values``) as shape (N,):
-    cross-entropy wants one index per sample, and accuracy would compare each prediction with
-    every label instead."""
-    return targets.squeeze(1) if targets.dim() == 2 and targets.shape[1] == 1 else targets
+    """Labels of shape (N, 1) (a DataFrame column as ``df[["label"]].values``) as shape (N,),
+    and one-hot rows (Keras' ``to_categorical``) as the index of their 1: cross-entropy wants
+    one index per sample, and accuracy would compare each prediction with every label instead."""
+    if targets.dim() == 2 and targets.shape[1] == 1:
+        return targets.squeeze(1)
+    if targets.dim() == 2 and _one_hot(targets):
+        return targets.argmax(dim=1)
+    return targets
+
+
+def _one_hot(targets: torch.Tensor) -> bool:
+    """Whether every row is zeros but for a single 1 (soft or multi-label rows are not)."""
+    return bool(((targets == 0) | (targets == 1)).all() and (targets.sum(dim=1) == 1).all())
 
 
 def _class_indices(targets: torch.Tensor, label: str) -> torch.Tensor:
@@ -264,7 +278,8 @@ def _class_indices(targets: torch.Tensor, label: str) -> torch.Tensor:
     whole = not targets.is_floating_point() or bool((targets == targets.round()).all())
     if targets.dim() != 1 or not whole or bool((targets < 0).any()):
         raise SpecError(f"{label} targets must be class indices (one non-negative integer per "
-                        f"sample, shape (N,) or (N, 1)), got {targets.dtype} of shape "
+                        f"sample, shape (N,) or (N, 1)) or one-hot rows, got {targets.dtype} of "
+                        f"shape "
                         f"{tuple(targets.shape)}: the "
                         "tuner trains classifiers with cross-entropy")
     return targets.long()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,7 +105,7 @@ def test_float64_inputs_become_float32_for_a_float32_model(wrap):
 def test_user_data_of_the_wrong_shape_is_a_one_line_error():
     with pytest.raises(SpecError, match="must return \\(train, val\\)"):
         load_data(lambda: torch.zeros(3), MLP())
-    with pytest.raises(SpecError, match="accepts none of the data's input shapes.*--data module"):
+    with pytest.raises(SpecError, match="accepts none of the digits data's layouts.*--data module"):
         load_data("digits", nn.Sequential(nn.Linear(3, 2)))
     with pytest.raises(SpecError, match="accepts none of the data's input shapes: \\(64,\\)") as own:
         load_data(lambda: _pairs(), nn.Sequential(nn.Linear(3, 2)))
@@ -187,6 +188,12 @@ def _narrow(pair):
     (lambda train, val: _loaders(train, (val[0], torch.full_like(val[1], 12))),
      "targets go up to class 12 but the model gives 10 outputs per sample"),
     (lambda train, val: _loaders(_fractional(train), val), "train targets must be class indices"),
+    (lambda train, val: ((train[0], torch.full((30, 10), 0.1)), val),  # soft labels: no index
+     "train targets must be class indices (one non-negative integer per sample, shape (N,) or "
+     "(N, 1)) or one-hot rows, got torch.float32 of shape (30, 10)"),
+    (lambda train, val: (train, (iter([val]))),
+     "val data must be an (inputs, targets) pair, a TensorDataset or a DataLoader, got "
+     "list_iterator: an iterator is read once, and every epoch reads the data again"),
     (lambda train, val: _loaders(train, (val[0][:0], val[1][:0])), "the val data is empty"),
     (lambda train, val: (train, (val[0][:0], val[1][:0])), "the val data is empty"),
     (lambda train, val: _loaders(train, _narrow(val)),
@@ -235,13 +242,19 @@ def test_a_loaders_lone_last_sample_is_skipped_in_training_like_tensor_data():
     assert [len(t) for _, t in batches.in_order(16)] == [16, 16, 1]  # evaluation sees all
 
 
+@pytest.mark.filterwarnings("ignore:bnplace. the model returns probabilities")  # the Identity
 @pytest.mark.parametrize("wrap", [lambda pair: pair,
                                   lambda pair: DataLoader(TensorDataset(*pair), batch_size=16)])
-def test_labels_of_shape_n_by_1_are_class_indices_in_training_and_evaluation(wrap):
+@pytest.mark.parametrize("layout", [
+    lambda targets: torch.from_numpy(targets.numpy()[:, None]),  # df[["label"]].values: (40, 1)
+    lambda targets: torch.from_numpy(np.eye(10, dtype=np.float32)[targets.numpy()]),  # one-hot
+])
+def test_labels_of_shape_n_by_1_or_one_hot_are_class_indices_in_training_and_evaluation(
+        wrap, layout):
     targets = torch.arange(40) % 10
-    column = torch.from_numpy(targets.numpy()[:, None])  # as df[["label"]].values: (40, 1)
+    labels = layout(targets)
     inputs = F.one_hot(targets, 10).float()
-    data = load_data(lambda: (wrap((inputs, column)), wrap((inputs, column))), nn.Identity())
+    data = load_data(lambda: (wrap((inputs, labels)), wrap((inputs, labels))), nn.Identity())
 
     batches = data.train.shuffled(16, torch.Generator())
     assert [tuple(batch.shape) for _, batch in batches] == [(16,), (16,), (8,)]
