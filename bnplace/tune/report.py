@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -85,10 +87,20 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
         console.print(f"[bold yellow]Not tried[/]: {', '.join(untried)}; the study ended before "
                       "reaching them (raise --trials to compare every placement).")
     if best is None:
-        console.print("[bold red]No trial completed[/]: see the reasons in results.json.")
+        console.print(f"[bold red]No trial completed[/]: {_common_reasons(summary['trials'])}"
+                      "every trial's reason is in results.json.", markup=True, highlight=False)
     else:
         console.print(f"Winner: [bold green]{best['placement']}[/] at lr {best['lr']:.3g} — "
                       f"{best['val_accuracy']:.2%} validation accuracy (trial {best['trial']}).")
+
+
+def _common_reasons(trials: list[dict[str, Any]], shown: int = 3) -> str:
+    """The commonest reasons trials gave, with counts: when none completed, a model that fails
+    alike in every trial (a forward that raises in training mode) says why at once."""
+    counts = Counter(t["reason"] for t in trials if t["reason"])
+    listed = [f"{escape(reason)} ({count} trial{'s' * (count > 1)})"
+              for reason, count in counts.most_common(shown)]
+    return "".join(f"{line}; " for line in listed)
 
 
 def _percent(value: float | None) -> str:

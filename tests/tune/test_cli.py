@@ -237,7 +237,9 @@ def test_a_study_where_no_trial_completed_exits_1(tmp_path):
                     "--lr-max", "1e13", "--placements", "none", "--trials", "2", "--epochs", "1",
                     "--output", str(tmp_path))
     assert result.exit_code == 1, result.output
-    assert "No trial completed: see the reasons in results.json." in result.output
+    unwrapped = " ".join(result.output.split())
+    assert ("No trial completed: diverged: the loss became NaN or infinite in epoch 1 "
+            "(2 trials); every trial's reason is in results.json.") in unwrapped
     states = [t["state"] for t in json.loads((tmp_path / "results.json").read_text())["trials"]]
     assert states == ["PRUNED", "PRUNED"]  # diverged
 
