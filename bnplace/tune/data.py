@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bnplace.loading import SpecError, describe_error, load_object
+from bnplace.tune.outputs import class_scores, warn_if_probabilities
 
 SPLIT_SEED = 0  # the train/val split never changes between runs, workers or seeds
 VAL_FRACTION = 0.2
@@ -311,11 +312,15 @@ def _sample(batches: Batches, label: str) -> Batch:
 
 def _check_classes(output: Any, *targets: torch.Tensor) -> None:
     """The model must score classes, and every target name one, or each trial would fail alike."""
-    if not isinstance(output, torch.Tensor) or output.dim() != 2:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise SpecError(f"the model must return one row of class scores per sample, got {shape}: "
-                        "the tuner trains classifiers with cross-entropy")
-    classes = output.shape[1]
+    try:
+        scores = class_scores(output)
+    except TypeError as err:
+        raise SpecError(str(err)) from None
+    if scores.dim() != 2:
+        raise SpecError(f"the model must return one row of class scores per sample, got "
+                        f"{tuple(scores.shape)}: the tuner trains classifiers with cross-entropy")
+    warn_if_probabilities(scores)
+    classes = scores.shape[1]
     for part in targets:
         if len(part) and int(part.max()) >= classes:
             hint = (": a binary classifier needs 2 outputs, one score per class (the tuner trains "

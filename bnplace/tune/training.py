@@ -18,6 +18,7 @@ from torch import nn
 
 from bnplace.tune.data import Batches, Dataset
 from bnplace.tune.dropout import uniform_mask_dropout
+from bnplace.tune.outputs import class_scores
 from bnplace.tune.sgd import MomentumSGD
 
 MOMENTUM = 0.9
@@ -122,7 +123,7 @@ def _train_epoch(model: nn.Module, batches: Batches, optimizer: MomentumSGD,
     loss_sum = torch.zeros((), device=device)
     for inputs, targets in batches.shuffled(batch_size, generator):
         with _autocast(device):
-            loss = F.cross_entropy(model(inputs), targets)
+            loss = F.cross_entropy(class_scores(model(inputs)), targets)
         optimizer.step(loss)
         loss_sum += loss.detach()
     return loss_sum.item()  # one host sync per epoch
@@ -143,6 +144,6 @@ def accuracy(model: nn.Module, batches: Batches, device: torch.device) -> float:
     samples = 0
     with torch.inference_mode(), _autocast(device):
         for inputs, targets in batches.in_order(EVAL_BATCH_SIZE):
-            correct += (model(inputs).argmax(dim=1) == targets).sum()
+            correct += (class_scores(model(inputs)).argmax(dim=1) == targets).sum()
             samples += len(targets)
     return correct.item() / samples

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -11,6 +12,8 @@ import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
+from bnplace.graph import BnplaceWarning
+from bnplace.loading import describe_error
 from bnplace.placement import Placement
 from bnplace.tune.files import Save, StagedFiles, write_atomically
 from bnplace.tune.study import Trainer, trial_seed
@@ -68,8 +71,10 @@ def stage_winner(best: FrozenTrial | None, trainer: Trainer, checkpoints: Checkp
                        (WINNER_EXPORTED, _export(model, trainer.data.example))):
         try:
             files.write(name, save)
-        except Exception:  # a model that cannot be pickled or exported: the rest is still there
-            files.remove(name)
+        except Exception as err:  # a model that cannot be pickled or exported: the rest is
+            files.remove(name)     # still there, and the user is told why this file is not
+            warnings.warn(f"bnplace: {name} not written: {describe_error(err)}", BnplaceWarning,
+                          stacklevel=2)
 
 
 def _winner_model(best: FrozenTrial, trainer: Trainer, checkpoints: Checkpoints) -> nn.Module:
