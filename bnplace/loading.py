@@ -83,6 +83,9 @@ def model_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[
                         "function: give its class, or a function that builds a new model")
     if not callable(target):
         raise SpecError(f"{spec!r} is not a class or function")
+    if inspect.isclass(target) and not issubclass(target, nn.Module):  # a config, an output type
+        raise SpecError(f"{spec!r} is the class {target.__name__}, not a torch.nn.Module "
+                        "subclass: give the model's class, or a function that builds the model")
     factory = functools.partial(_build, spec, target, dict(kwargs or {}))
     factory()
     return factory

@@ -38,13 +38,14 @@ def test_a_file_inside_a_package_keeps_its_relative_imports(
 
 @pytest.fixture
 def models_file(tmp_path: Path) -> Path:
-    """A user's model file: a class that needs arguments, one with a default."""
+    """A user's model file: a class that needs arguments, one with a default, a config class."""
     path = tmp_path / "usermodels.py"
     path.write_text("from torch import nn\n\n"
                     "class Net(nn.Sequential):\n"
                     "    def __init__(self, hidden=8):\n"
                     "        super().__init__(nn.Linear(4, hidden), nn.ReLU(),\n"
                     "                         nn.Linear(hidden, 2))\n\n"
+                    "class Config:\n    hidden = 8\n\n"
                     "class Sized(nn.Sequential):\n"
                     "    def __init__(self, in_features, num_classes, hidden=8):\n"
                     "        super().__init__(nn.Linear(in_features, num_classes))\n")
@@ -59,6 +60,7 @@ def models_file(tmp_path: Path) -> Path:
     ("Net", {"hiden": 16}, "takes no argument 'hiden'; it takes: hidden"),
     ("Net", {"hidden": "wide"}, "building 'SPEC' with {\"hidden\": \"wide\"} failed: TypeError"),
     ("Nett", {}, "has no attribute 'Nett'; did you mean 'Net'?"),
+    ("Config", {}, "is the class Config, not a torch.nn.Module subclass"),
 ])
 def test_arguments_that_do_not_fit_say_what_the_model_takes(models_file: Path, name: str,
                                                             kwargs: dict, message: str) -> None:
