@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import bnplace
+from bnplace.graph import BnplaceWarning
 from bnplace.tune import api, files as files_module
 from bnplace.tune.files import StagedFiles, write_atomically
 from examples.models import MLP
@@ -73,15 +74,17 @@ def test_results_json_is_put_in_place_after_the_winner_it_names(tmp_path, monkey
     assert set(report) == {path.name for path in result.files}
 
 
-def test_a_model_that_cannot_be_pickled_leaves_no_older_winner_pt(tmp_path):
+def test_a_model_that_cannot_be_pickled_leaves_no_older_winner_pt_and_says_why(tmp_path):
     bnplace.tune(tiny_mlp, trials=1, epochs=1, study_name="wide", output=tmp_path,
                  progress=False)
 
     class Local(MLP):  # a class defined in a function cannot be pickled
         pass
 
-    result = bnplace.tune(lambda: Local(hidden=(8,)), trials=1, epochs=1, study_name="local",
-                          output=tmp_path, progress=False)
+    with pytest.warns(BnplaceWarning, match="winner.pt not written: AttributeError: Can't "
+                                            "pickle local object"):
+        result = bnplace.tune(lambda: Local(hidden=(8,)), trials=1, epochs=1,
+                              study_name="local", output=tmp_path, progress=False)
     assert not (tmp_path / "winner.pt").exists()
     assert tmp_path / "winner.pt" not in result.files
     assert is_narrow(tmp_path / "winner_state_dict.pt")
