@@ -280,9 +280,8 @@ def _class_indices(targets: torch.Tensor, label: str) -> torch.Tensor:
     if targets.dim() != 1 or not whole or bool((targets < 0).any()):
         raise SpecError(f"{label} targets must be class indices (one non-negative integer per "
                         f"sample, shape (N,) or (N, 1)) or one-hot rows, got {targets.dtype} of "
-                        f"shape "
-                        f"{tuple(targets.shape)}: the "
-                        "tuner trains classifiers with cross-entropy")
+                        f"shape {tuple(targets.shape)}: the tuner trains classifiers with "
+                        "cross-entropy")
     return targets.long()
 
 
