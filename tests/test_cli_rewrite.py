@@ -81,7 +81,7 @@ def test_help_says_how_to_load() -> None:
     (["--model", f"{MODELS}:MLP", "--placement", "none", "--model-kwargs", "{"],
      "--model-kwargs is not valid JSON"),
     (["--model", f"{MODELS}:MLP", "--placement", "none", "--model-kwargs", '{"bogus": 1}'],
-     "building"),
+     "takes no argument 'bogus'"),
     (["--model", f"{MODELS}:MLP", "--placement", "none", "--input-shape", "a,b"],
      "--input-shape must be integers"),
     (["--model", f"{MODELS}:MLP", "--placement", "none", "--input-shape", "3,x,8"],
