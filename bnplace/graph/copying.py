@@ -72,7 +72,9 @@ def _copy(module: Any, memo: dict[int, Any]) -> Any:
     cls = type(module)
     if not _plain(cls):
         memo.update(_computed_attributes(module))
-        new = copy.deepcopy(module, memo)
+        with torch.no_grad():  # a TorchScript module's copy clones in autograd's graph otherwise
+            new = copy.deepcopy(module, memo)
+        _requires_grad_as(new, module)
         if isinstance(module, fx.GraphModule) and type(new) is not cls:
             new.__class__.__name__ = cls.__name__  # its own class; deepcopy loses the name
         return new
@@ -96,6 +98,16 @@ def _copy(module: Any, memo: dict[int, Any]) -> Any:
             state[name] = copy.deepcopy(value, memo)
     new.__dict__.update(state)
     return new
+
+
+def _requires_grad_as(new: nn.Module, module: nn.Module) -> None:
+    """Give ``new``'s parameters ``module``'s ``requires_grad``. A TorchScript module's deepcopy
+    clones its parameters without marking them leaves: copied under ``no_grad`` they are leaves
+    (else the copy would not train: no ``.grad``, and an optimizer refuses them), but do not
+    require grad until told to."""
+    for copied, original in zip(new.parameters(), module.parameters()):
+        if copied.requires_grad != original.requires_grad:
+            copied.requires_grad_(original.requires_grad)
 
 
 def _copy_dict(values: dict[str, Any], memo: dict[int, Any], modules: bool) -> dict[str, Any]:
