@@ -130,7 +130,7 @@ class _Folder:
                 continue
             bn = modules[str(node.target)]
             name = self.names[id(bn)]
-            reason = self._batchnorm_problem(bn)
+            reason = self._batchnorm_problem(bn) or self._part_problem(part)
             folded = None if reason else self._fold(part, node, bn, modules)
             if isinstance(folded, FoldedBatchNorm):
                 self.report.folded.append(folded)
@@ -152,6 +152,13 @@ class _Folder:
                     f"inside `{owner or type(self.model).__name__}`, whose forward does not "
                     f"trace ({untraced[owner]})" if owner is not None
                     else "not called by the model's forward")
+
+    def _part_problem(self, part: TracedPart) -> str | None:
+        """Why no graph may replace the forward that calls the BN (one updating its buffers)."""
+        if part.updates_buffers is None:
+            return None
+        return (f"inside `{part.prefix or type(self.model).__name__}`, whose forward "
+                f"{part.updates_buffers}")
 
     def _batchnorm_problem(self, bn: nn.Module) -> str | None:
         if not bn.track_running_stats or bn.running_var is None:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import fx, nn
 
+from bnplace.graph.buffers import kept_buffers
 from bnplace.graph.copying import copy_module
 from bnplace.graph.tracing import Trace
 
@@ -151,7 +152,8 @@ def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = F
                         for t in inputs)
     for part in traced.parts:  # built outside eval mode: a GraphModule copies its root's flag
         part.graph_module
-    with _eval_mode(traced.model), _plain_tensors_kept(traced.model), torch.no_grad():
+    with _eval_mode(traced.model), _plain_tensors_kept(traced.model), \
+            kept_buffers(traced.model), torch.no_grad():
         if len(traced.parts) == 1 and traced.parts[0].prefix == "":
             part_inputs = {"": (fake_inputs, {})}
         else:

@@ -40,6 +40,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from bnplace.graph.buffers import kept_buffers, updated_in_graph
+from bnplace.graph.none_checks import savable_none_checks
 from bnplace.graph.positional import positionally_used
 from bnplace.placement import LAYER_NAMES, LayerKind
 
@@ -136,6 +138,7 @@ class ChainTracer(fx.Tracer):
         self.fixed: list[str] = []  # where a real value stood in for a proxy (ConcreteTracer)
         self.compiled: dict[str, str] = {}  # compiled submodules met (kept whole), and why
         self.checkpointing: list[str] = []  # modules whose forward calls torch.utils.checkpoint
+        self.updated_buffers: dict[str, str] = {}  # buffers a forward updates -> their owner
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         compiled = _kept_compiled(m)
@@ -164,8 +167,10 @@ class ChainTracer(fx.Tracer):
     def trace(self, root: nn.Module | Callable[..., Any],
               concrete_args: dict[str, Any] | None = None) -> fx.Graph:
         self.checkpointing = []
-        with _noting_checkpoints(self):
-            return super().trace(root, concrete_args)
+        with _noting_checkpoints(self), kept_buffers(root) as changed:
+            graph = super().trace(root, concrete_args)
+        self.updated_buffers = {**changed, **updated_in_graph(graph, root)}
+        return graph
 
     def note_checkpoint(self) -> None:
         """Record that the forward being traced calls ``torch.utils.checkpoint``."""
@@ -173,14 +178,23 @@ class ChainTracer(fx.Tracer):
 
     def held_back(self) -> dict[str, str]:
         """The modules (qualified names, '' = the root) whose forward a traced copy would change,
-        and how: a branch on ``self.training`` keeps one branch, and fx traces through
-        ``torch.utils.checkpoint``, so the copy would no longer recompute in backward."""
+        and how: a branch on ``self.training`` keeps one branch, fx traces through
+        ``torch.utils.checkpoint``, so the copy would no longer recompute in backward, and it
+        misses buffer updates (see :mod:`bnplace.graph.buffers`)."""
         held = {f.owner: "branches on self.training, so a traced copy would keep only one branch"
                 for f in self.flags if f.used_in_control_flow}
         for owner in self.checkpointing:
             held.setdefault(owner, "calls torch.utils.checkpoint, which a traced copy would "
                                    "drop (it would keep every activation for backward)")
+        for owner in self.updated_buffers.values():
+            held.setdefault(owner, str(self.buffer_update(owner)))
         return held
+
+    def buffer_update(self, owner: str) -> str | None:
+        """How the forward of ``owner`` updates a buffer of its own, if it does."""
+        names = [b.rpartition(".")[2] for b, o in self.updated_buffers.items() if o == owner]
+        return (f"updates its buffer `{names[0]}` in place, which a traced copy would not do "
+                f"the same way") if names else None
 
     def create_arg(self, a: Any) -> Any:
         if isinstance(a, _TrainingFlag):
@@ -247,6 +261,7 @@ class TracedPart:
     training_dependent: str | None = None  # why the graph does not train like the forward
     opaque: tuple[str, ...] = ()  # submodules (names inside ``module``) kept whole: no trace
     concrete: str | None = None  # where shapes were fixed from the example inputs (file:line)
+    updates_buffers: str | None = None  # how its own forward updates a buffer, which a graph misses
     _graph_module: fx.GraphModule | None = field(default=None, repr=False)
     _modules: dict[str, nn.Module] | None = field(default=None, repr=False)
 
@@ -410,7 +425,7 @@ def _trace_into(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
         (f"the forward of `{_join(prefix, owner) or type(module).__name__}` {why}"
          for owner, why in tracer.held_back().items()), None)
     parts.append(TracedPart(prefix, module, attempt.graph, dependent, tuple(attempt.opaque),
-                            ", ".join(tracer.fixed) or None))
+                            ", ".join(tracer.fixed) or None, tracer.buffer_update("")))
     for name, why in tracer.compiled.items():
         untraced[_join(prefix, name)] = why
     for name in attempt.opaque:
@@ -557,7 +572,7 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
         for name, builtin in builtins.items():
             setattr(torch, name, _flag_aware(builtin))
         try:
-            return _without_string_types(tracer.trace(module, concrete_args))
+            return _savable(tracer.trace(module, concrete_args))
         except TypeError as error:
             if "_TrainingFlag" not in str(error):
                 raise
@@ -572,19 +587,20 @@ def _trace_with_flags(tracer: ChainTracer, module: nn.Module,
                     f"fx records as a constant ({first_line(err)})")
     tracer.flags = []
     tracer.failed_in = None
-    return _without_string_types(tracer.trace(module, concrete_args))
+    return _savable(tracer.trace(module, concrete_args))
 
 
-def _without_string_types(graph: fx.Graph) -> fx.Graph:
-    """Drop annotations that are strings (``from __future__ import annotations``).
+def _savable(graph: fx.Graph) -> fx.Graph:
+    """``graph`` in a form that ``torch.save`` and ``torch.load`` take (see :mod:`.none_checks`).
 
-    fx cannot pickle a GraphModule whose code refers to a string annotation, so a rewritten model
-    from such a file could not be saved with ``torch.save``.
+    Annotations that are strings (``from __future__ import annotations``) are dropped: fx cannot
+    pickle a GraphModule whose code refers to one, so a rewritten model from such a file could not
+    be saved.
     """
     for node in graph.nodes:
         if isinstance(node.type, str):
             node.type = None
-    return graph
+    return savable_none_checks(graph)
 
 
 def first_line(err: BaseException) -> str:
