@@ -33,42 +33,55 @@ def _owner(name: str) -> str:
 @contextlib.contextmanager
 def kept_buffers(module: nn.Module) -> Iterator[dict[str, str]]:
     """While tracing ``module``: yields a dict that is filled, on exit, with the buffers that
-    tracing changed (qualified name -> owning module's name), whose values are put back."""
-    before = {name: (buf, buf._version, buf.detach().clone())
-              for name, buf in module.named_buffers()
-              if not isinstance(buf, UninitializedTensorMixin)}  # a lazy module's: no value yet
+    tracing changed (qualified name -> owning module's name), whose values are put back.
+
+    Only the buffers of modules from outside torch are copied first: torch's own modules (a
+    BatchNorm's running statistics, most of a model's buffers) are leaves that tracing does not
+    run, so copying them would only slow every trace. A forward that changes one of those anyway
+    is still noticed, by the buffer's version counter, though its value is not put back.
+    """
+    before = []  # (owner name, owner, buffer name, buffer, its version, a copy or None)
+    for owner_name, owner in module.named_modules():
+        ours = not type(owner).__module__.startswith("torch.")
+        for attr, buf in owner._buffers.items():
+            if buf is not None and not isinstance(buf, UninitializedTensorMixin):
+                before.append((owner_name, owner, attr, buf, buf._version,
+                               buf.detach().clone() if ours else None))
     changed: dict[str, str] = {}
     try:
         yield changed
     finally:
-        now = dict(module.named_buffers())
-        for name, (buf, version, value) in before.items():
-            if now.get(name) is not buf or buf._version != version:
-                changed[name] = _owner(name)
+        for owner_name, owner, attr, buf, version, value in before:
+            replaced = owner._buffers.get(attr) is not buf
+            if not replaced and buf._version == version:
+                continue
+            changed[f"{owner_name}.{attr}" if owner_name else attr] = owner_name
+            if value is not None:
                 with torch.no_grad():
                     buf.copy_(value)
-                if now.get(name) is not buf:
-                    _put_back(module, name, buf)
-
-
-def _put_back(module: nn.Module, name: str, buf: torch.Tensor) -> None:
-    owner, _, attr = name.rpartition(".")
-    target = module.get_submodule(owner) if owner else module
-    target._buffers[attr] = buf
+            if replaced:
+                owner._buffers[attr] = buf
 
 
 def updated_in_graph(graph: fx.Graph, module: nn.Module) -> dict[str, str]:
     """The buffers that ``graph`` updates in place (qualified name -> owning module's name)."""
-    buffers = {name for name, _ in module.named_buffers()}
     updated: dict[str, str] = {}
     for node in graph.nodes:
         if node.op not in ("call_method", "call_function") or not _in_place(node):
             continue
         target = node.args[0] if node.args else None
         if isinstance(target, fx.Node) and target.op == "get_attr" \
-                and str(target.target) in buffers:
+                and _is_buffer(module, str(target.target)):
             updated[str(target.target)] = _owner(str(target.target))
     return updated
+
+
+def _is_buffer(module: nn.Module, name: str) -> bool:
+    try:
+        module.get_buffer(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def _in_place(node: fx.Node) -> bool:
