@@ -21,6 +21,7 @@ from bnplace.lint.names import OTHER_TORCH_BATCHNORMS
 from bnplace.lint.noqa import comments, is_suppressed, mentions_noqa
 from bnplace.lint.rules import run_rules
 from bnplace.lint.sequences import describe
+from bnplace.lint.verbatim import normalised
 from bnplace.placement import LAYER_NAMES, LayerKind
 
 _MAX_FIX_ROUNDS = 10
@@ -39,7 +40,9 @@ def mentions_batchnorm(code: str) -> bool:
 
 @on_deep_stack
 def lint_code(code: str, enabled: Callable[[str], bool]) -> list[Finding]:
-    """The findings for one Python source (rows and columns in ``code``)."""
+    """The findings for one Python source (rows and columns in ``code``, whatever its line
+    ends: libcst reads it with ``\n`` ones)."""
+    code = normalised(code)
     if not mentions_batchnorm(code):
         error = _python_syntax_error(code) if enabled("BNP000") else None
         return [error] if error else []

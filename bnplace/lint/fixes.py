@@ -6,6 +6,9 @@ A fixable finding carries its layers; their source spans say what to rewrite:
   arguments, the callees of ``x = Dropout(.5)(x)`` or ``self.bn(self.drop(x))``);
 - BNP002: the linear layer's constructor call gets ``bias=False`` (torch) or ``use_bias=False``
   (Keras), replacing an explicit ``True``.
+
+Only the lines a fix changes are rewritten; the rest of the file stays byte for byte as written
+(``bnplace.lint.verbatim``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from bnplace.lint.findings import Finding
 from bnplace.lint.layers import Location
 from bnplace.lint.layer_calls import argument, bias_parameter
+from bnplace.lint.verbatim import merged, normalised
 
 Span = tuple[int, int, int, int]
 
@@ -42,12 +46,13 @@ def apply_fixes(code: str, findings: list[Finding]) -> str:
             linear = finding.layers[0]
             no_bias[_span(linear.definition)] = bias_parameter(linear.framework,
                                                                linear.type_name)
-    wrapper = MetadataWrapper(cst.parse_module(code))
+    wrapper = MetadataWrapper(cst.parse_module(normalised(code)))
     nodes = _NodesAt(set(swaps))
     wrapper.visit(nodes)
     if len(nodes.found) != len(swaps):  # a span that is no single expression: leave it
         swaps = {a: b for a, b in swaps.items() if a in nodes.found and b in nodes.found}
-    return wrapper.visit(_Fixer(swaps, nodes.found, no_bias)).code
+    fixed = wrapper.visit(_Fixer(swaps, nodes.found, no_bias))
+    return merged(code, wrapper.module.code, fixed.code)
 
 
 class _NodesAt(cst.CSTVisitor):
