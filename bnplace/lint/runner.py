@@ -85,7 +85,11 @@ def _run(task: _Task) -> _Outcome:
     if result.text == source.text:
         return _Outcome(result.findings)
     if task.write:
-        task.path.write_bytes(result.text.encode(source.encoding))
+        try:
+            task.path.write_bytes(result.text.encode(source.encoding))
+        except OSError as err:  # a read-only file: its findings are all still there
+            unfixed = lint_file(source, task.settings.enabled_for(task.path)).findings
+            return _Outcome(unfixed, error=f"{task.path}: cannot write the fixes: {err}")
         return _Outcome(result.findings, fixed=result.fixed)
     name = str(task.path)
     diff = "".join(difflib.unified_diff(source.text.splitlines(keepends=True),
