@@ -92,6 +92,16 @@ def _is_torch(package: list[str]) -> bool:
     return bool(package) and package[0] == "torch"
 
 
+def _library(dotted: str) -> str | None:
+    """Which library's layers a dotted name may be: "torch", "keras" or None (another). A name
+    imported from two libraries (one in a ``try``, one in its ``except``) may be either, and the
+    other's layers may not work the same (``paddle.nn.Linear`` has no ``bias``): it is unknown."""
+    package = dotted.split(".")[:-1]
+    if _is_torch(package) or dotted in OTHER_TORCH_BATCHNORMS:
+        return "torch"
+    return "keras" if _is_keras(package) else None
+
+
 class NameResolver:
     """Resolves callees of one module to library layer types."""
 
@@ -125,8 +135,8 @@ class NameResolver:
             return None
         qualified = self._qualified_names(node)
         imported = sorted(q.name for q in qualified if q.source is QualifiedNameSource.IMPORT)
-        if imported:
-            return imported[0]
+        if imported:  # several: ``try: import torch.nn as nn`` / ``except: import paddle.nn as nn``
+            return imported[0] if len(set(map(_library, imported))) == 1 else None
         if qualified:
             return None  # a local class/function or a builtin: not a library layer
         head, _, rest = text.partition(".")
