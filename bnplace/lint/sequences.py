@@ -105,25 +105,35 @@ class _Frame:
     # loop as run twice, but a read after it may see the value from before it
     also: dict[str, tuple[_Node, ...]] = field(default_factory=dict)
     handled: int = 0  # inside a ``try`` body with handlers: a handler may read what it binds
+    # the names ``tensors`` holds a known tensor for, kept as they change: a module may bind
+    # thousands of names to unknown values (a generated file), and finding the few known ones
+    # among them for each statement would take time quadratic in the file's length
+    known: set[str] = field(default_factory=set)
 
     def copy(self) -> _Frame:
         return _Frame(dict(self.values), dict(self.tensors), dict(self.classes), self.conditional,
                       self.guarded, self.returned, dict(self.loop_keys), dict(self.also),
-                      self.handled)
+                      self.handled, set(self.known))
 
     def restore(self, other: _Frame) -> None:
         self.values, self.tensors = dict(other.values), dict(other.tensors)
         self.classes, self.also = dict(other.classes), dict(other.also)
+        self.known = set(other.known)
 
     def forget(self, name: str) -> None:
         """The name now holds something unknown."""
         for table in (self.values, self.tensors, self.classes, self.also):
             table.pop(name, None)
+        self.known.discard(name)
 
     def rebind(self, name: str, tensor: _Node | None) -> None:
         """The name surely holds ``tensor`` now, and nothing it held before."""
         self.tensors[name] = tensor
         self.also.pop(name, None)
+        if tensor is None:
+            self.known.discard(name)
+        else:
+            self.known.add(name)
 
     def held(self, name: str) -> tuple[_Node, ...]:
         """Every tensor the name may hold here, the one it surely holds (if any) first."""
@@ -143,8 +153,7 @@ class _Frame:
     def read_names(self) -> set[str]:
         """The names that hold, or may hold, a known tensor: a read of any other name counts for
         nothing."""
-        return {*(name for name, tensor in self.tensors.items() if tensor is not None),
-                *self.also}
+        return self.known | self.also.keys()
 
 
 @dataclass(frozen=True)
