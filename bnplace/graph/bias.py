@@ -66,10 +66,16 @@ def biases_read(traced: Trace) -> set[str]:
 
 
 def move_bias_into_batchnorm(linear: nn.Module, bn: nn.Module) -> bool:
-    """Remove ``linear``'s bias and shift ``bn.running_mean`` by it; True when one was dropped."""
-    bias = getattr(linear, "bias", None)
-    if not isinstance(bias, torch.Tensor) \
-            or isinstance(bias, nn.parameter.UninitializedTensorMixin):
+    """Remove ``linear``'s bias and shift ``bn.running_mean`` by it; True when one was dropped.
+
+    A bias that is no plain parameter of the layer stays: one a pruning or weight-norm hook
+    computes from ``bias_orig`` on every call, or a parametrized one, is recomputed (and is no
+    ``_parameters`` entry to remove). So does the bias of a layer with forward hooks: they see
+    its output, which would change by the bias.
+    """
+    bias = linear._parameters.get("bias")
+    if bias is None or isinstance(bias, nn.parameter.UninitializedTensorMixin) \
+            or linear._forward_hooks:
         return False
     running_mean = getattr(bn, "running_mean", None)
     if isinstance(running_mean, nn.parameter.UninitializedTensorMixin):

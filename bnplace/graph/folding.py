@@ -167,6 +167,8 @@ class _Folder:
             return "it is a lazy BatchNorm that has not seen an input yet"
         if self.calls[id(bn)] > 1:
             return f"it is called at {self.calls[id(bn)]} places"
+        if _hooked(bn):  # a feature-extraction hook on it would never fire again
+            return "it has forward hooks, which would stop firing once it is merged away"
         if type(bn).forward not in (_BatchNorm.forward, nn.SyncBatchNorm.forward,
                                     ChannelLastBatchNorm.forward):
             return f"{type(bn).__name__} overrides forward, so its map is unknown"
@@ -228,7 +230,7 @@ class _Folder:
             return f"`{name}` ({type(layer).__name__}) has no initialized weight to merge into"
         if overrides_forward(layer):
             return f"`{name}` ({type(layer).__name__}) overrides forward, so its map is unknown"
-        if parametrize.is_parametrized(layer) or layer._forward_pre_hooks or layer._forward_hooks:
+        if parametrize.is_parametrized(layer) or _hooked(layer):
             return (f"`{name}` computes its weight (a parametrization or weight norm) or has "
                     f"forward hooks")
         return None
@@ -249,6 +251,12 @@ class _Folder:
         if not _channel_axes_match(layer, bn, output_shape(source)):
             return f"the BN does not normalise the output axis of `{self.names[id(layer)]}`"
         return None
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether forward hooks (or pre-hooks: pruning, old-style weight norm) run around
+    ``module``: merging changes what they see, or removes the module they are on."""
+    return bool(module._forward_pre_hooks or module._forward_hooks)
 
 
 def _preceding(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
