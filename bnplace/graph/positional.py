@@ -16,6 +16,12 @@ import textwrap
 from torch import nn
 
 
+# nn.Module methods that do not pick a Sequential's layers by position (AveragedModel's
+# ``self.module.parameters()``); the ones listing its children or modules in order still count.
+_POSITION_FREE = frozenset(name for name in dir(nn.Module) if not name.startswith("_")) - {
+    "children", "named_children", "modules", "named_modules"}
+
+
 def positionally_used(module: nn.Module) -> set[str]:
     """Names of ``module``'s Sequential children that its methods use other than by calling."""
     names = _non_call_uses(type(module))
@@ -25,7 +31,8 @@ def positionally_used(module: nn.Module) -> set[str]:
 
 @functools.lru_cache(maxsize=None)
 def _non_call_uses(cls: type) -> frozenset[str]:
-    """``X`` for each ``self.X`` in ``cls``'s methods (``__init__`` aside) that is not called."""
+    """``X`` for each ``self.X`` in ``cls``'s methods (``__init__`` aside) that is not called,
+    nor only asked for one of its position-free module methods (``self.X.parameters()``)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError, SyntaxError):  # no source (a builtin, a REPL class): assume none
@@ -37,6 +44,8 @@ def _non_call_uses(cls: type) -> frozenset[str]:
             continue
         owner = method.args.args[0].arg
         called = {id(node.func) for node in ast.walk(method) if isinstance(node, ast.Call)}
+        called |= {id(node.value) for node in ast.walk(method)
+                   if isinstance(node, ast.Attribute) and node.attr in _POSITION_FREE}
         for node in ast.walk(method):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                     and node.value.id == owner and id(node) not in called:
