@@ -141,6 +141,9 @@ class ChainTracer(fx.Tracer):
         self.updated_buffers: dict[str, str] = {}  # buffers a forward updates -> their owner
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        wrapped = _wrapper_problem(m, module_qualified_name)
+        if wrapped is not None:  # fx would keep it whole (a torch.nn class), chains unseen
+            raise TraceError(wrapped)
         compiled = _kept_compiled(m)
         if compiled is not None:
             self.compiled.setdefault(module_qualified_name, compiled)
@@ -362,22 +365,29 @@ def trace(model: nn.Module, *, leaf_modules: Iterable[type[nn.Module] | str] = (
 _DATA_PARALLEL = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
 
-def _wrapper_problem(model: nn.Module) -> str | None:
-    """Why ``model`` is a wrapper to unwrap first, or None.
+def _wrapper_problem(model: nn.Module, name: str = "") -> str | None:
+    """Why ``model`` (the submodule ``name``, '' for the model itself) is a wrapper to unwrap
+    first, or None.
 
     A ``torch.compile`` wrapper's forward does not trace, and a copy of it would not run the
-    rewritten layers. A ``DataParallel`` or ``DistributedDataParallel`` wrapper only runs its
-    ``.module`` on several devices (fx cannot trace its scatter), and is built over the
-    parameters it was given (DDP also registers them with its process group on every rank), so
-    a rewritten model needs a wrapper of its own.
+    rewritten layers (a compiled submodule is kept whole instead: see :func:`_kept_compiled`). A
+    ``DataParallel`` or ``DistributedDataParallel`` wrapper only runs its ``.module`` on several
+    devices (fx cannot trace its scatter), and is built over the parameters it was given (DDP
+    also registers them with its process group on every rank), so a rewritten model needs a
+    wrapper of its own; fx would keep a wrapped submodule whole, its chains unseen.
     """
-    if _is_torch_compiled(model):
+    if not name and _is_torch_compiled(model):
         return (f"{type(model._orig_mod).__name__} is compiled with torch.compile, whose "
                 f"forward fx cannot trace: pass the model before compiling it "
                 f"(`model._orig_mod`)")
     if isinstance(model, _DATA_PARALLEL):
-        return (f"{type(model).__name__} only runs {type(model.module).__name__} on several "
-                f"devices: pass `model.module`, and wrap the model bnplace returns again")
+        inner = type(model.module).__name__
+        if not name:
+            return (f"{type(model).__name__} only runs {inner} on several devices: pass "
+                    f"`model.module`, and wrap the model bnplace returns again")
+        return (f"`{name}` is a {type(model).__name__}, which only runs {inner} on several "
+                f"devices: unwrap it first (`model.{name} = model.{name}.module`), and wrap "
+                f"that part of the model bnplace returns again")
     return None
 
 
@@ -471,6 +481,9 @@ def _trace_children(module: nn.Module, prefix: str, leaf: tuple[Any, ...],
                     first_error: list[BaseException]) -> None:
     by_position = positionally_used(module)
     for name, child in module.named_children():
+        wrapped = _wrapper_problem(child, _join(prefix, name))
+        if wrapped is not None:
+            raise TraceError(wrapped)
         if name in by_position:
             untraced[_join(prefix, name)] = (
                 f"the forward of `{prefix or type(module).__name__}`, which does not trace, "
@@ -503,6 +516,8 @@ def _attempt(module: nn.Module, make_tracer: Callable[[list[str]], ChainTracer],
         tracer = make_tracer(opaque)
         try:
             graph = _trace_with_flags(tracer, module, concrete_args)
+        except TraceError:  # bnplace's own refusal (a wrapped submodule), not the user code's
+            raise
         except Exception as err:  # user code: anything can fail while tracing
             culprit = tracer.failed_in
             if culprit and culprit not in opaque:
