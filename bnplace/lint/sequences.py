@@ -280,8 +280,9 @@ class _Describer:
                 return
 
     def _run_statement(self, statement: cst.CSTNode, frame: _Frame) -> None:
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
+        smalls = _small_statements(statement)
+        if smalls is not None:
+            for small in smalls:
                 self._count_reads(small, frame)
                 self._run_small(small, frame)
         elif isinstance(statement, cst.FunctionDef):
@@ -912,9 +913,17 @@ def _has_else(statement: cst.If) -> bool:
 def _leaves_block(statement: cst.CSTNode) -> bool:
     """Whether a statement surely leaves its block: a line with a ``return``, ``raise``,
     ``break`` or ``continue``."""
-    return isinstance(statement, cst.SimpleStatementLine) and any(
-        isinstance(small, (cst.Return, cst.Raise, cst.Break, cst.Continue))
-        for small in statement.body)
+    return any(isinstance(small, (cst.Return, cst.Raise, cst.Break, cst.Continue))
+               for small in _small_statements(statement) or ())
+
+
+def _small_statements(statement: cst.CSTNode) -> Sequence[cst.BaseSmallStatement] | None:
+    """The simple statements a line holds, or None for a compound statement. A body written
+    on its header's line (``if bn: model.add(BatchNormalization())``, fastai's
+    ``def forward(self, x): return self.bn(x)``) holds its simple statements directly."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        return statement.body
+    return (statement,) if isinstance(statement, cst.BaseSmallStatement) else None
 
 
 def _target_names(target: cst.BaseAssignTargetExpression) -> list[str]:
