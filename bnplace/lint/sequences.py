@@ -497,12 +497,14 @@ class _Describer:
                 self._attribute_batchnorms.append((key, layers[0]))
 
     def _augment(self, statement: cst.AugAssign, frame: _Frame) -> None:
-        """``layers += [...]`` grows a list; ``out += identity`` makes a new tensor (a residual
-        join, not a layer)."""
+        """``layers += [...]`` grows a list (by a block nobody knows, for ``layers +=
+        LinBnDrop(...)``); ``out += identity`` makes a new tensor (a residual join, not a
+        layer)."""
         key = self._key(statement.target, frame)
         layers = self._layers_of(statement.value, frame)
-        if layers is not None and isinstance(statement.operator, cst.AddAssign):
-            self._extend(key, layers, frame)
+        if isinstance(statement.operator, cst.AddAssign) \
+                and (layers is not None or key in frame.values):
+            self._extend(key, layers or (self._opaque(statement.value),), frame)
         elif key in frame.tensors:
             frame.rebind(key, self._chain((self._opaque(statement),), frame.tensors[key]))
 
@@ -524,11 +526,9 @@ class _Describer:
                 self._extend(receiver, found, frame)
                 return
             added = self._layers_at(value.args[0].value, frame)
-            if method in ("append", "add") and (added is not None or receiver in frame.values):
+            if method in ("append", "add", "extend") \
+                    and (added is not None or receiver in frame.values):
                 self._extend(receiver, added or (self._opaque(value.args[0].value),), frame)
-                return
-            if method == "extend" and added is not None:
-                self._extend(receiver, added, frame)
                 return
         layers = self._layers_of(value, frame)
         if layers is not None and _is_one_batchnorm(layers, value):

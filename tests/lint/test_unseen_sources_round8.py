@@ -1,5 +1,6 @@
 """Round eight of sources the linter was not written against: notebooks and the styles of
-higher-level libraries (fast.ai's one-line methods, keras-tuner's one-line ``if``s)."""
+higher-level libraries (fast.ai's one-line methods, keras-tuner's one-line ``if``s, blocks of
+a library added to a list of layers)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,13 @@ def test_a_return_on_an_ifs_line_still_ends_the_block() -> None:
     source = ("import torch.nn as nn\ndef make(small):\n    if small: return nn.Linear(3, 4)\n"
               "    return nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(4))\n")
     assert code_lines(source) == [("BNP001", 4)]
+
+
+@pytest.mark.parametrize("added", ["layers += LinBnDrop(8, 8)", "layers.extend(make_block(8))"])
+def test_a_block_of_another_library_added_to_a_list_sits_between_its_neighbours(
+        added: str) -> None:
+    """fast.ai's ``create_head``: ``layers += LinBnDrop(...)`` adds layers the linter cannot
+    see; the Dropout before them does not feed the BatchNorm after them."""
+    source = (f"import torch.nn as nn\nlayers = [nn.Linear(3, 8), nn.Dropout(0.5)]\n{added}\n"
+              "layers.append(nn.BatchNorm1d(8))\nnet = nn.Sequential(*layers)\n")
+    assert code_lines(source) == []
