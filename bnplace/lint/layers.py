@@ -45,6 +45,9 @@ class Layer:
     constant (``128``, ``HIDDEN``, ``16 * 5 * 5``); ``dims`` the spatial dimensionality (1 for
     Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
     ``movable`` says a fixer may swap this layer's expression with another's in place.
+    ``arguments`` is what a call passes the layer besides its input (``training=training`` in
+    ``self.drop(x, training=training)``): a swap of callees leaves it where it is, so it keeps
+    the meaning only between two calls that pass the same.
     ``guarded`` says it is built or called under an ``if`` or a conditional expression: the
     code may run without it. ``shared_output`` says other code reads its output too;
     ``maybe_shared_output`` that other code may read it on some runs (``return out, h`` after an
@@ -62,6 +65,7 @@ class Layer:
     width: int | None = None
     dims: int | None = None
     movable: bool = False
+    arguments: str = ""
     function: str | None = None
     guarded: bool = False
     shared_output: bool = False

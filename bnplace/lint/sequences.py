@@ -803,7 +803,8 @@ class _Describer:
         else:
             layers = self._function_layer(call, tensor_method)
         if layers and len(call.args) > 1:  # ``Dropout(.5)(x, training=True)``: the arguments
-            layers = tuple(replace(layer, movable=False) for layer in layers)  # stay if swapped
+            passed = self._arguments_besides(call, source)  # stay where they are if swapped
+            layers = tuple(replace(layer, arguments=passed) for layer in layers)
         applied = layers or (self._opaque(call),)
         sources = [source] if source is not None else []
         if isinstance(source, (cst.List, cst.Tuple)):  # ``Add()([y, h])``: it reads every item
@@ -813,6 +814,12 @@ class _Describer:
             if other is not None:
                 self._chain(applied, other)
         return self._chain(applied, parents[0] if parents else None)
+
+    def _arguments_besides(self, call: cst.Call, source: cst.BaseExpression | None) -> str:
+        """The text of what ``call`` passes besides its input ``source``, spacing aside."""
+        code = self._module.code_for_node
+        return ", ".join(f"{arg.star}{arg.keyword.value + '=' if arg.keyword else ''}"
+                         f"{code(arg.value)}" for arg in call.args if arg.value is not source)
 
     def _operand(self, node: cst.BaseExpression, frame: _Frame) -> _Node | None:
         """The tensor an operation reads. One computed right there (``self.bn(self.drop(x))``)

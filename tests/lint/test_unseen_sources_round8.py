@@ -1,6 +1,6 @@
 """Round eight of sources the linter was not written against: notebooks and the styles of
-higher-level libraries (fast.ai's one-line methods, keras-tuner's one-line ``if``s, blocks of
-a library added to a list of layers)."""
+higher-level libraries (fast.ai's one-line methods, keras-tuner's one-line ``if``s, TF 2
+subclasses passing ``training=training``, blocks of a library added to a list of layers)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,38 @@ def test_a_return_on_an_ifs_line_still_ends_the_block() -> None:
     source = ("import torch.nn as nn\ndef make(small):\n    if small: return nn.Linear(3, 4)\n"
               "    return nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(4))\n")
     assert code_lines(source) == [("BNP001", 4)]
+
+
+_TRAINING = """import tensorflow as tf
+class Head(tf.keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = tf.keras.layers.Dense(16, activation="relu")
+        self.drop = tf.keras.layers.Dropout(0.4)
+        self.bn = tf.keras.layers.BatchNormalization()
+    def call(self, x, training=False):
+        x = self.dense(x)
+        x = self.drop(x, {drop})
+        x = self.bn(x, {bn})
+        return x
+"""
+
+
+def test_calls_passing_the_same_training_flag_are_swapped_keeping_it() -> None:
+    """A swap of the callees leaves each call's arguments in place: right when both pass the
+    same, as TF 2 subclasses do with ``training=training``."""
+    source = _TRAINING.format(drop="training=training", bn="training=training")
+    assert code_lines(source) == [("BNP001", 11)]
+    fixed = source.replace("self.drop(x, training", "self.SWAP(x, training").replace(
+        "self.bn(x, training", "self.drop(x, training").replace("self.SWAP", "self.bn")
+    assert fixed_at(source) == (fixed, [])
+
+
+@pytest.mark.parametrize("drop, bn", [("training=training", "training=False"),
+                                      ("training=True", "")])
+def test_calls_passing_different_arguments_are_reported_not_swapped(drop: str, bn: str) -> None:
+    source = _TRAINING.format(drop=drop, bn=bn).replace("(x, )", "(x)")
+    assert fixed_at(source) == (source, [("BNP001", 11)])
 
 
 @pytest.mark.parametrize("added", ["layers += LinBnDrop(8, 8)", "layers.extend(make_block(8))"])

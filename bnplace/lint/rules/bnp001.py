@@ -20,7 +20,8 @@ def check(description: Description) -> Iterator[Finding]:
             # the swap gives the Dropout's statement the BatchNorm's output: only right where
             # the BatchNorm is the one place that reads the Dropout's output
             read_elsewhere = dropout.shared_output or dropout.maybe_shared_output
-            swappable = j == i - 1 and bn.movable and dropout.movable and not read_elsewhere
+            swappable = (j == i - 1 and bn.movable and dropout.movable and not read_elsewhere
+                         and bn.arguments == dropout.arguments)
             fix = f"Move {bn.type_name} in front of {dropout.type_name}" if swappable else None
             yield Finding("BNP001", f"{bn.type_name} is fed directly by {dropout.type_name}: it "
                           "learns statistics of dropped-out activations that differ at inference",
@@ -43,7 +44,9 @@ RULE = Rule(
     fix="Put the BatchNorm in front of the Dropout (or straight after the linear layer). "
         "`--fix` swaps the two layers when they sit next to each other and nothing but the "
         "BatchNorm reads the Dropout's output (`return out, h` would return the other "
-        "layer's output after the swap), and not where the file refers to the container's "
+        "layer's output after the swap), where both calls pass the same other arguments "
+        "(`self.drop(x, training=training)`: a swap of the callees leaves them in place), "
+        "and not where the file refers to the container's "
         "layers by position (`seq[1]`, `model.layers[2]`, `model.pop()`, `enumerate(seq)`): "
         "the position would name the other layer. A swap in an `nn.Sequential` renames its "
         "`state_dict` keys (`seq.1.weight` becomes `seq.0.weight`), so a checkpoint saved "
