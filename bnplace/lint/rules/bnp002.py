@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from bnplace.lint.findings import Finding
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.lint.rules.rule import Rule, indices_of, neighbour
+from bnplace.lint.rules.rule import Rule, indices_of, neighbour, normalises_one_channel
 from bnplace.placement import LayerKind
 
 BIAS_KEYWORD = {"keras": "use_bias", "torch": "bias"}
@@ -15,10 +15,20 @@ BIAS_KEYWORD = {"keras": "use_bias", "torch": "bias"}
 
 def _feeds_batchnorm(layers: tuple[Layer, ...], i: int) -> bool:
     """Whether the linear layer at ``i`` (with a bias, no activation of its own) feeds only a BN
-    (an output read elsewhere too, ``self.bn(h) + h``, needs its bias there)."""
+    (an output read elsewhere too, ``self.bn(h) + h``, needs its bias there) that normalises
+    the axis its bias lies on."""
     j = neighbour(layers, i, 1)
     return (bool(layers[i].has_bias) and layers[i].activation is None and j is not None
-            and layers[j].kind is LayerKind.BATCHNORM and not layers[i].shared_output)
+            and layers[j].kind is LayerKind.BATCHNORM and not layers[i].shared_output
+            and not _normalises_another_axis(layers[i], layers[j], reshaped=j > i + 1))
+
+
+def _normalises_another_axis(linear: Layer, bn: Layer, reshaped: bool) -> bool:
+    """A BN whose channels are not the linear layer's units: ``Linear(z, 6 * 7 * 7)``,
+    ``Unflatten`` and ``BatchNorm2d(6)`` leave each unit's bias, varying over the 7 x 7 map,
+    minus only its channel's mean; so does a one-channel BN after a Linear."""
+    return ((reshaped and linear.dims is not None and bn.dims is not None
+             and linear.dims != bn.dims) or normalises_one_channel(linear, bn))
 
 
 def check(description: Description) -> Iterator[Finding]:
@@ -50,7 +60,10 @@ RULE = Rule(
     what="Checks for a Linear/Conv (Keras Dense/Conv) layer that has a bias and no activation of "
          "its own and whose output goes straight into a BatchNorm. The finding is on the line "
          "where the linear layer is constructed. An `activation=` the linter cannot name (a "
-         "parameter passed on, `LeakyReLU(0.2)`) may be a real one, so it counts as one.",
+         "parameter passed on, `LeakyReLU(0.2)`) may be a real one, so it counts as one. A BN "
+         "whose channels are not the layer's units keeps the bias: `Linear(z, 6 * 7 * 7)`, "
+         "`Unflatten` to `(6, 7, 7)`, `BatchNorm2d(6)` (each unit's bias varies over the map), "
+         "or a `BatchNorm1d(1)` over an `(N, 1, L)` input.",
     why="BatchNorm subtracts the batch mean from each channel, so a constant added per channel "
         "just before it cancels out; BN's own shift (beta) plays its part. The bias is wasted "
         "parameters and compute. Ioffe & Szegedy 2015 (section 3.2) note the bias \"can be "

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from bnplace.lint.findings import Finding
 from bnplace.lint.layers import Description, Layer
-from bnplace.lint.rules.rule import Rule, indices_of, neighbour
+from bnplace.lint.rules.rule import Rule, indices_of, neighbour, normalises_one_channel
 from bnplace.placement import LayerKind
 
 # Activations and dropout keep the shape; a reshape changes it, so it ends the walk.
@@ -15,6 +15,8 @@ _SHAPE_KEEPING = frozenset({LayerKind.ACTIVATION, LayerKind.DROPOUT})
 
 
 def _mismatch(linear: Layer, bn: Layer) -> str | None:
+    if normalises_one_channel(linear, bn):
+        return None
     if linear.dims is not None and bn.dims is not None and linear.dims != bn.dims:
         return (f"{bn.type_name} expects {bn.dims}-d features but {linear.type_name} produces "
                 f"{linear.dims}-d ones")
@@ -45,7 +47,9 @@ RULE = Rule(
          "class level or in the function; `self.HIDDEN` reads a class constant) and arithmetic "
          "of these (`16 * 5 * 5`). A parameter is no constant even with a default, as a caller "
          "may pass another value: `nn.Linear(64, hidden)` then `nn.BatchNorm1d(64)` is not "
-         "reported. Activations and dropout in between are looked through.",
+         "reported. Activations and dropout in between are looked through. A `BatchNorm1d(1)` "
+         "after a Linear of many units is not reported: it normalises the one channel of an "
+         "`(N, 1, L)` input (`x.unsqueeze(1)`), the Linear acting on L.",
     why="BatchNorm normalises per channel and checks the input rank: the wrong variant fails at "
         "the first forward pass, a wrong width fails or, with lazy shapes, normalises the wrong "
         "axis. Catching it in the editor is cheaper than a crashed training job.",

@@ -10,6 +10,8 @@ from bnplace.lint.layers import Description, Layer
 from bnplace.placement import LayerKind
 
 LOOKED_THROUGH = frozenset({LayerKind.RESHAPE})
+# The layers that act on the last axis only: one vector of units per sample (a conv is a map).
+FULLY_CONNECTED = frozenset({"Linear", "LazyLinear", "Dense"})
 
 
 @dataclass(frozen=True)
@@ -46,3 +48,12 @@ def neighbour(layers: tuple[Layer, ...], index: int, step: int,
 
 def indices_of(layers: tuple[Layer, ...], kind: LayerKind) -> Iterable[int]:
     return (i for i, layer in enumerate(layers) if layer.kind is kind)
+
+
+def normalises_one_channel(linear: Layer, bn: Layer) -> bool:
+    """Whether a one-feature BatchNorm1d follows a Linear of many units: the ``(N, 1, L)`` layout
+    (``x.unsqueeze(1)``), the Linear acting on L, the BN on the single channel. No one sizes a
+    BN of 128 features as 1 by mistake; and one mean over the channel leaves the Linear's
+    per-unit bias in place."""
+    return (linear.type_name in FULLY_CONNECTED and bn.dims == 1 and bn.width == 1
+            and linear.width is not None and linear.width > 1)
