@@ -6,33 +6,43 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bnplace.lint.findings import Finding
-from bnplace.lint.layers import Description, Layer
-from bnplace.lint.rules.rule import Rule, indices_of, neighbour
+from bnplace.lint.layers import Description, Layer, Location
+from bnplace.lint.rules.rule import FULLY_CONNECTED, Rule, indices_of, neighbour
 from bnplace.placement import LayerKind
 
-# The layers a classifier ends with: one vector of logits per sample (a conv is a feature map).
-_FULLY_CONNECTED = frozenset({"Linear", "LazyLinear", "Dense"})
 
-
-def _is_output(layers: tuple[Layer, ...], index: int, linear: Layer) -> bool:
+def _is_output(layers: tuple[Layer, ...], index: int, linear: Layer,
+               read_on: frozenset[Location]) -> bool:
     """A softmax no linear layer reads later (attention weights feed one); or a sigmoid ending
-    the sequence after a one-unit Linear/Dense, a binary classifier's head. A sigmoid anywhere
-    else is a hidden activation or a gate (attention blocks end ``Conv2d(c, 1, 1),
-    BatchNorm2d(1), Sigmoid()``), where a BatchNorm is fine."""
+    the sequence after a one-unit Linear/Dense, a binary classifier's head, and ending every
+    other path it is on. A sigmoid anywhere else is a hidden activation or a gate (attention
+    blocks end ``Conv2d(c, 1, 1), BatchNorm2d(1), Sigmoid()``; G-ODIN divides the logits by
+    ``Sequential(Linear(d, 1), BatchNorm1d(1), Sigmoid())``), where a BatchNorm is fine."""
     layer = layers[index]
     if layer.kind is LayerKind.OUTPUT:
         return all(later.kind is not LayerKind.LINEAR for later in layers[index + 1:])
     return (layer.function == "sigmoid" and neighbour(layers, index, 1) is None
-            and linear.width == 1 and linear.type_name in _FULLY_CONNECTED)
+            and layer.definition not in read_on
+            and linear.width == 1 and linear.type_name in FULLY_CONNECTED)
+
+
+def _sigmoids_read_on(description: Description) -> frozenset[Location]:
+    """Where the sigmoids are built whose output some path goes on to read (``logits /
+    self.g(x)`` after the ``Sequential`` that ends with one): a sigmoid's own sequence ending
+    with it does not make it the model's output."""
+    return frozenset(layers[i].definition for layers in description.sequences
+                     for i, layer in enumerate(layers)
+                     if layer.function == "sigmoid" and neighbour(layers, i, 1) is not None)
 
 
 def check(description: Description) -> Iterator[Finding]:
+    read_on = _sigmoids_read_on(description)
     for layers in description.sequences:
         for i in indices_of(layers, LayerKind.BATCHNORM):
             before, after = neighbour(layers, i, -1), neighbour(layers, i, 1)
             if (before is None or after is None or layers[before].kind is not LayerKind.LINEAR
                     or layers[before].activation is not None
-                    or not _is_output(layers, after, layers[before])):
+                    or not _is_output(layers, after, layers[before], read_on)):
                 continue
             yield Finding("BNP005", f"{layers[i].type_name} normalises the logits of the output "
                           f"layer right before {layers[after].type_name}", layers[i].location,
@@ -48,8 +58,10 @@ RULE = Rule(
          "`F.softmax`, `torch.log_softmax`, `x.softmax(-1)`, Keras `Activation('softmax')`), or "
          "the sigmoid of a binary classifier: a sigmoid (`nn.Sigmoid`, `torch.sigmoid`, Keras "
          "`Activation('sigmoid')`) that ends the model right after a `Linear`/`Dense` with one "
-         "output unit. A sigmoid anywhere else is a hidden activation or a gate (attention "
-         "blocks end `Conv2d(c, 1, 1), BatchNorm2d(1), Sigmoid()`) and is not reported.",
+         "output unit, and that no other code computes on (G-ODIN divides its logits by "
+         "`Sequential(Linear(d, 1), BatchNorm1d(1), Sigmoid())`). A sigmoid anywhere else is a "
+         "hidden activation or a gate (attention blocks end `Conv2d(c, 1, 1), BatchNorm2d(1), "
+         "Sigmoid()`) and is not reported.",
     why="BatchNorm forces each logit to zero mean and unit variance over the batch, so the "
         "network can no longer express how confident it is or which classes are a priori likely; "
         "the batch composition leaks into every prediction. Ioffe & Szegedy 2015 normalise the "
