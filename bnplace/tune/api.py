@@ -23,7 +23,7 @@ from bnplace.tune.options import TuneInputError, TuneOptions, options_from
 from bnplace.tune.plots import plot_accuracy_vs_lr, plot_learning_curves
 from bnplace.tune.report import LiveProgress, print_table, summarize, write_results
 from bnplace.tune.sampling import make_sampler
-from bnplace.tune.storage import best_completed, open_study, storage_url
+from bnplace.tune.storage import best_completed, open_study, shown_url, storage_url
 from bnplace.tune.study import Objective, Trainer, make_pruner, run_trials
 from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
@@ -168,8 +168,8 @@ def _report(study: optuna.Study, options: TuneOptions, trainer: Trainer,
     summary = summarize(trials, options.placements)
     files = _write_report_files(trials, summary, options, trainer, checkpoints)
     print_table(console, summary)
-    console.print(f"Study {options.study_name!r} in {storage_url(options, options.output)}; "
-                  f"files in {options.output}/")
+    where = shown_url(storage_url(options, options.output))
+    console.print(f"Study {options.study_name!r} in {where}; files in {options.output}/")
     return TuneResult(summary["best"], summary["by_placement"], summary["trials"],
                       options.study_name, storage_url(options, options.output),
                       options.output, files)

@@ -36,6 +36,7 @@ EPOCH_SECONDS = "epoch_seconds"  # trial user attr: median training seconds per 
 EPOCHS = "epochs"  # trial user attr: epochs trained (a diverged epoch included)
 SETTINGS = "bnplace_settings"  # study user attr: what the study was started with
 SQLITE_LOCK_TIMEOUT_S = 60  # several local workers may share one SQLite file
+CONNECT_TIMEOUT_S = 10  # a database server that never answers: without it, a wait with no end
 SCHEMA_RACE_RETRIES = 5
 
 
@@ -50,11 +51,14 @@ def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[
 
     Its sampler is Optuna's default until the caller sets one seeded for what the study holds.
     """
-    url = with_installed_driver(storage_url(options, output))
+    given = storage_url(options, output)
+    url = with_installed_driver(given)
     try:
+        _check_reachable(url)
         storage = _connect(url, options.heartbeat)
     except Exception as err:  # SQLAlchemy's errors for a bad URL, a missing driver, no server
-        raise TuneInputError(f"cannot open storage {url!r}: {describe_error(err)}") from err
+        raise TuneInputError(f"cannot open storage {shown_url(given)!r}: {describe_error(err)}"
+                             f"{_missing_folder_hint(url)}") from err
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                 pruner=pruner, load_if_exists=True)
     settings = json.loads(json.dumps(settings, default=str))  # as stored: tuples are lists
@@ -72,9 +76,48 @@ def open_study(options: TuneOptions, output: Path, name: str, settings: Mapping[
     return study
 
 
+def shown_url(url: str) -> str:
+    """``url`` with its password, if any, as ``***``: fit for the console and error messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:  # not a URL at all: it holds no password to hide
+        return url
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLite waits for another worker's lock; a server gets a time limit to answer in."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
+    if url.startswith("postgresql"):  # libpq's option, for psycopg2 and psycopg 3 alike
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {}
+
+
+def _check_reachable(url: str) -> None:
+    """Connect once: a server that is down, unreachable or refuses us fails here, at once,
+    not after the retries :func:`_connect` gives a schema being created by another worker."""
+    engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
+    try:
+        engine.connect().close()
+    finally:
+        engine.dispose()
+
+
+def _missing_folder_hint(url: str) -> str:
+    """Why SQLite cannot open a file most often: its folder does not exist (it is not created)."""
+    try:
+        database = sqlalchemy.engine.make_url(url).database
+    except sqlalchemy.exc.ArgumentError:
+        return ""
+    if not url.startswith("sqlite") or not database or database == ":memory:":
+        return ""
+    folder = Path(database).parent
+    return "" if folder.is_dir() else f" (the folder {folder.resolve()} does not exist)"
+
+
 def _connect(url: str, heartbeat: int) -> RDBStorage:
     """The storage, with heartbeats; retried while another worker is creating the same schema."""
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    engine_kwargs = _engine_kwargs(url)
     attempt = 1
     while True:
         try:
