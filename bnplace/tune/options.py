@@ -20,6 +20,7 @@ LR_LADDER_STEPS = 8  # rungs of the `grid` sampler's learning-rate ladder
 DEFAULT_TRIALS = 20  # for tpe/random; grid defaults to every cell
 WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
 MIN_BATCH_SIZE = 2  # BatchNorm normalizes over a batch: a batch of one is skipped, never trained
+SEED_RANGE = (0, 2**32 - 1)  # what numpy and Optuna's samplers take
 
 
 class TuneInputError(ValueError):
@@ -70,6 +71,9 @@ class TuneOptions:
             _check_at_least("trials", self.trials)
         if self.threads is not None:
             _check_at_least("threads", self.threads)
+        if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise TuneInputError(f"seed must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, got "
+                                 f"{self.seed}")
         if not 0 < self.lr_min < self.lr_max or not math.isfinite(self.lr_max):
             raise TuneInputError(f"need 0 < lr-min < lr-max, got {self.lr_min} and {self.lr_max}")
         if self.timeout is not None and self.timeout <= 0:

@@ -18,7 +18,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from bnplace.tune.options import TuneOptions
+from bnplace.tune.options import SEED_RANGE, TuneOptions
 
 
 def make_sampler(options: TuneOptions) -> BaseSampler:
@@ -42,7 +42,8 @@ class TrialSeeded(BaseSampler):
         self._sampler = make(seed)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._sampler = self._make(self._seed + trial.number)
+        # wrapped into the samplers' range: a seed near its top plus a trial number would leave it
+        self._sampler = self._make((self._seed + trial.number) % (SEED_RANGE[1] + 1))
         self._sampler.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: Study,

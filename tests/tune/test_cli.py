@@ -56,6 +56,7 @@ def test_data_spec_trains_on_the_users_function(tmp_path):
     (["--model", TINY_MODEL, "--storage", "sqlite:////no_such_folder/study.db"],
      "OperationalError: (sqlite3.OperationalError) unable to open database file (the folder "
      "/no_such_folder does not exist)"),
+    (["--model", TINY_MODEL, "--seed", "-1"], "seed must be from 0 to 4294967295, got -1"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, args, message):
     result = invoke(*args, "--output", str(tmp_path / "out"))

@@ -26,3 +26,8 @@ def test_workers_started_together_draw_different_learning_rates(tmp_path, sample
     drawn = drawn_together(f"sqlite:///{tmp_path / 'a.db'}", options, workers=3)
     assert len(set(drawn)) == 3
     assert drawn_together(f"sqlite:///{tmp_path / 'b.db'}", options, workers=3) == drawn
+
+
+def test_a_seed_at_the_top_of_its_range_still_seeds_every_trial(tmp_path):
+    options = TuneOptions(seed=2**32 - 1, placements=("none",))  # numpy's largest, plus 1
+    assert len(set(drawn_together(f"sqlite:///{tmp_path / 'a.db'}", options, workers=2))) == 2
