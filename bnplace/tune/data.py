@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bnplace.loading import SpecError, describe_error, load_object
-from bnplace.tune.outputs import class_scores, warn_if_probabilities
+from bnplace.tune.data_checks import check_classes, check_finite_inputs, warn_about_class_coverage
 
 SPLIT_SEED = 0  # the train/val split never changes between runs, workers or seeds
 VAL_FRACTION = 0.2
@@ -186,7 +186,7 @@ def _fitted(name: str, inputs: np.ndarray, targets: np.ndarray, model: nn.Module
              "images, ...) give your own with --data module.py:function")
     train_x, val_x, train_y, val_y = train_test_split(
         x, y, test_size=VAL_FRACTION, stratify=y, random_state=SPLIT_SEED)
-    _check_classes(output, train_y, val_y)
+    check_classes(output, train_y, val_y)
     return Dataset(name, TensorBatches(train_x, train_y), TensorBatches(val_x, val_y), x[:2])
 
 
@@ -226,7 +226,12 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
                         "of at least 2 (BatchNorm)")
     train, example, output = _taken_by(model, train, train_x, "the data's input shapes")
     val, _, _ = _taken_by(model, val, val_x, "the validation inputs' shapes")
-    _check_classes(output, train_y, val_y)
+    check_classes(output, train_y, val_y)
+    for batches, inputs, label in ((train, train_x, "train"), (val, val_x, "val")):
+        check_finite_inputs(model, inputs, example.dtype, label,
+                            whole=isinstance(batches, TensorBatches))
+    if isinstance(train, TensorBatches) and isinstance(val, TensorBatches):  # whole, not a batch
+        warn_about_class_coverage(train_y, val_y)
     return Dataset(name, train, val, example)
 
 
@@ -307,22 +312,3 @@ def _sample(batches: Batches, label: str) -> Batch:
     if not len(inputs):
         raise SpecError(f"the {label} data is empty")
     return inputs, targets
-
-
-def _check_classes(output: Any, *targets: torch.Tensor) -> None:
-    """The model must score classes, and every target name one, or each trial would fail alike."""
-    try:
-        scores = class_scores(output)
-    except TypeError as err:
-        raise SpecError(str(err)) from None
-    if scores.dim() != 2:
-        raise SpecError(f"the model must return one row of class scores per sample, got "
-                        f"{tuple(scores.shape)}: the tuner trains classifiers with cross-entropy")
-    warn_if_probabilities(scores)
-    classes = scores.shape[1]
-    for part in targets:
-        if len(part) and int(part.max()) >= classes:
-            hint = (": a binary classifier needs 2 outputs, one score per class (the tuner trains "
-                    "with cross-entropy, not with one logit and BCE)" if classes == 1 else "")
-            raise SpecError(f"targets go up to class {int(part.max())} but the model "
-                            f"gives {classes} output{'s' * (classes != 1)} per sample{hint}")

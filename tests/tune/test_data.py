@@ -12,6 +12,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import bnplace
+from bnplace.graph import BnplaceWarning
 from bnplace.loading import SpecError
 from bnplace.tune import data as data_module
 from bnplace.tune.data import LoaderBatches, TensorBatches, load_data
@@ -62,7 +63,7 @@ def test_shuffled_batches_are_the_same_however_much_is_gathered_at_once(monkeypa
 
 
 def _pairs():
-    x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+    x, y = torch.randn(40, 64), torch.arange(40) % 10  # every class in train and val
     return (x[:30], y[:30]), (x[30:], y[30:])
 
 
@@ -267,3 +268,63 @@ def test_a_study_trains_on_a_loader_of_labels_of_shape_n_by_1(tmp_path):
                                                                       (val_x, val_y[:, None])),
                           trials=1, epochs=1, output=tmp_path, progress=False)
     assert [trial["state"] for trial in result.trials] == ["COMPLETE"]
+
+
+def _nan_in_train(train, val):
+    train[0][7, 3] = float("nan")
+    return train, val
+
+
+def _inf_in_val_loader(train, val):
+    val[0][2, 0] = float("inf")
+    return _loaders(train, val)
+
+
+@pytest.mark.parametrize("make, message", [
+    (_nan_in_train, "the train inputs hold NaN or infinite values (1 of 30 samples, the first at "
+                    "index 7) and the model's scores for them are not finite: the loss would be "
+                    "NaN in every trial"),
+    (_inf_in_val_loader, "the val inputs hold NaN or infinite values (1 of 8 samples of its first "
+                         "batch, the first at index 2)"),
+])
+def test_inputs_holding_nan_are_refused_before_training_not_reported_as_diverged(make, message):
+    with pytest.raises(SpecError) as refused:
+        load_data(lambda: make(*_pairs()), MLP())
+    assert message in str(refused.value)
+
+
+def test_a_model_that_handles_nan_inputs_itself_is_given_them():
+    class NanToZero(MLP):
+        def forward(self, x):
+            return super().forward(torch.nan_to_num(x))
+
+    train, val = _nan_in_train(*_pairs())
+    assert torch.isnan(load_data(lambda: (train, val), NanToZero()).train.inputs).any()
+
+
+def test_labels_counted_from_1_are_told_to_count_from_0():
+    x, y = torch.randn(40, 64), torch.arange(40) % 10 + 1
+    with pytest.raises(SpecError) as refused:
+        load_data(lambda: ((x[:30], y[:30]), (x[30:], y[30:])), MLP())
+    assert str(refused.value) == (
+        "targets go up to class 10 but the model gives 10 outputs per sample: the labels run "
+        "from 1 to 10, but class indices count from 0 (0 to 9): subtract 1 from the targets")
+
+
+def test_validation_classes_never_trained_on_are_warned_about():
+    x, y = torch.randn(40, 64), torch.arange(40) // 4  # sorted by class, split unshuffled
+    with pytest.warns(BnplaceWarning) as caught:
+        load_data(lambda: ((x[:30], y[:30]), (x[30:], y[30:])), MLP())
+    assert [str(w.message) for w in caught] == [
+        "bnplace: the validation data holds 2 classes the train data never shows (8, 9; 8 of 10 "
+        "samples): no model can learn them, so every trial gets those samples wrong; were the "
+        "samples split before they were shuffled?"]
+
+
+def test_a_train_set_of_one_class_is_warned_about():
+    x, y = torch.randn(40, 64), torch.zeros(40, dtype=torch.long)
+    with pytest.warns(BnplaceWarning) as caught:
+        load_data(lambda: ((x[:30], y[:30]), (x[30:], y[30:])), MLP())
+    assert [str(w.message) for w in caught] == [
+        "bnplace: the train data holds one class only (0): every model learns to predict it, so "
+        "accuracy cannot tell placements apart"]
