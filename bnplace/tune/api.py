@@ -167,7 +167,7 @@ def _report(study: optuna.Study, options: TuneOptions, trainer: Trainer,
     trials = study.get_trials(deepcopy=False)
     summary = summarize(trials, options.placements)
     files = _write_report_files(trials, summary, options, trainer, checkpoints)
-    print_table(console, summary)
+    print_table(console, summary, options.total_trials)
     where = shown_url(storage_url(options, options.output))
     console.print(f"Study {options.study_name!r} in {where}; files in {options.output}/")
     return TuneResult(summary["best"], summary["by_placement"], summary["trials"],

@@ -70,8 +70,9 @@ def write_results(summary: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def print_table(console: Console, summary: dict[str, Any]) -> None:
-    """Per placement: best accuracy, its lr, seconds per epoch, overhead against `none`; the winner."""
+def print_table(console: Console, summary: dict[str, Any], total: int) -> None:
+    """Per placement: best accuracy, its lr, seconds per epoch, overhead against `none`; the
+    winner; and a note when the study holds more trials than the ``total`` asked for now."""
     table = Table(title="BatchNorm placement: best validation accuracy per placement")
     for column in ("placement", "best val acc", "at lr", "trials", "s/epoch", "vs none"):
         table.add_column(column, justify="left" if column == "placement" else "right")
@@ -82,6 +83,10 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
                       str(row["trials"]), _number(row["epoch_seconds"], ".4f"),
                       _signed_percent(row["overhead_vs_none"]), style=style)
     console.print(table)
+    held = sum(row["trials"] for row in summary["by_placement"].values())
+    if held > total:  # resumed with a lower --trials: the table is not of the trials asked for
+        console.print(f"[bold yellow]More trials than asked for[/]: the study already held {held} "
+                      f"trials (--trials {total}), so none was run; the table covers all {held}.")
     untried = [name for name, row in summary["by_placement"].items() if row["trials"] == 0]
     if untried:  # too few --trials (or --timeout): the winner beat only the placements tried
         console.print(f"[bold yellow]Not tried[/]: {', '.join(untried)}; the study ended before "

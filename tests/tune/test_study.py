@@ -162,6 +162,16 @@ def test_same_command_again_runs_only_missing_trials(tmp_path):
     assert [t["number"] for t in second.trials] == [0, 1, 2, 3, 4]
 
 
+def test_fewer_trials_than_the_study_holds_runs_none_and_says_the_table_covers_all(tmp_path):
+    bnplace.tune(tiny_mlp, trials=2, epochs=1, output=tmp_path, progress=False)
+    console = Console(file=io.StringIO(), width=200)
+    again = bnplace.tune(tiny_mlp, trials=1, epochs=1, output=tmp_path, console=console)
+
+    assert len(again.trials) == 2
+    assert ("More trials than asked for: the study already held 2 trials (--trials 1), so none "
+            "was run; the table covers all 2.") in console.file.getvalue()
+
+
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_a_resumed_study_draws_new_learning_rates_and_a_fresh_one_repeats(tmp_path, sampler):
     def study(folder, trials):
