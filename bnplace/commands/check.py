@@ -20,7 +20,7 @@ import click
 
 from bnplace.commands.checkpoints import checkpointed_model, placement_option
 from bnplace.commands.errors import reported_as_usage_errors
-from bnplace.commands.inputs import example_input, input_shape_option
+from bnplace.commands.inputs import input_shape_option
 from bnplace.commands.lint import parse_codes
 from bnplace.lint import output
 from bnplace.lint.config import ConfigError
@@ -63,19 +63,16 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
     from bnplace.graph.sequences import describe_model
     from bnplace.lint import run_rules
 
-    with reported_as_usage_errors(ValueError):
-        example = example_input(input_shape)
     with reported_as_usage_errors(ConfigError, TraceError):
         settings = default_settings_of(Path.cwd()).overridden(
             parse_codes(select), parse_codes(extend_select) or (), parse_codes(ignore) or ())
-        model = checkpointed_model(spec, model_kwargs, placement, checkpoint, example)
+        model, example = checkpointed_model(spec, model_kwargs, placement, checkpoint,
+                                            input_shape)
         model.eval()
         enabled = settings.enabled_for(Path(spec.rpartition(":")[0]))
         dataset = None
         if measure:  # loaded first: its example batch also traces a forward that reads shapes
-            from bnplace.tune.data import load_data
-
-            dataset = load_data(data, model)
+            dataset = _measured_data(data, model)
         if example is None and dataset is not None:
             example = dataset.example
         traced = trace(model, example_inputs=example)
@@ -97,6 +94,18 @@ def check(spec: str, model_kwargs: str | None, checkpoint: Path | None, placemen
     if table:
         click.echo("\n".join(table), err=output_format != "text")
     sys.exit(int(bool(findings) or bool(shifted)))
+
+
+def _measured_data(data: str, model: object) -> Dataset:
+    """The dataset to measure on; when it does not fit the model, the error says the rules run
+    without it (a model of several inputs takes no --data at all)."""
+    from bnplace.loading import SpecError
+    from bnplace.tune.data import load_data
+
+    try:
+        return load_data(data, model)
+    except SpecError as err:
+        raise SpecError(f"{err}; or --no-measure to run the rules without data") from None
 
 
 def _measured_shift(model: object, dataset: Dataset, batches: int, batch_size: int,

@@ -1,9 +1,12 @@
 """Read a training checkpoint safely: ``torch.load(..., weights_only=True)``, a state_dict (also
-one nested under a common key), loaded strictly; every problem is a one-line InputError."""
+one nested under a common key, or in a wrapper's layout: see
+:mod:`bnplace.commands.state_layouts`), loaded strictly; every problem is a one-line InputError."""
 
 from __future__ import annotations
 
+import errno
 import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,17 +15,25 @@ from typing import Any
 import click
 
 from bnplace.commands.errors import InputError, reported_as_usage_errors
+from bnplace.commands.inputs import example_input, fitted_example
+from bnplace.commands.state_layouts import fitted_layout, mismatch
 from bnplace.loading import load_model, parse_kwargs
 from bnplace.placement import Placement
 
 # keys under which training scripts commonly nest the state_dict
 _NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model")
-_MAX_DETAIL = 300  # characters of load_state_dict's key lists kept in the one-line error
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+# what torch.load says of a file cut short (zip or legacy format)
+_TRUNCATED = ("failed finding central directory", "unexpected EOF")
 
 
 def _state_dict(path: Path) -> Mapping[str, Any]:
     import torch
 
+    if path.suffix == ".safetensors":
+        raise InputError(f"{path} is a safetensors file; --checkpoint reads torch.save files: "
+                         f"convert it with torch.save(safetensors.torch.load_file(FILE), "
+                         f"'state.pt')")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -37,29 +48,47 @@ def _state_dict(path: Path) -> Mapping[str, Any]:
                 break
     if not isinstance(loaded, Mapping) or not all(
             isinstance(value, torch.Tensor) for value in loaded.values()):
-        raise InputError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+        held = (f"a dict with keys {', '.join(map(repr, list(loaded)[:8]))}, none of "
+                f"{', '.join(map(repr, _NESTED_STATE_KEYS))} holding one"
+                if isinstance(loaded, Mapping) else f"a {type(loaded).__name__}")
+        raise InputError(f"{path} does not hold a state_dict (a mapping of names to tensors): "
+                         f"it holds {held}")
     return loaded
 
 
 def _cause(err: BaseException) -> str:
     """The informative line of a torch.load error (the weights-only unpickler's own reason)."""
     text = str(err)
+    unsafe = _UNSAFE_GLOBAL.search(text)
+    if unsafe:
+        return (f"it pickles a `{unsafe.group(1)}` object, which only weights_only=False would "
+                f"import (a whole model saved with torch.save(model)?): save its state_dict() "
+                f"instead")
+    cut_short = isinstance(err, EOFError) or (isinstance(err, OSError)
+                                              and err.errno == errno.EINVAL)
+    if cut_short or any(sign in text for sign in _TRUNCATED):
+        return "the file is truncated or corrupt"
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
 
 
-def load_checkpoint(model: Any, path: Path) -> None:
-    """Load the state_dict saved at ``path`` into ``model`` (strict); InputError when it does not
-    fit or is not a state_dict."""
-    state = _state_dict(path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        detail = " ".join(str(err).split())
-        detail = detail if len(detail) <= _MAX_DETAIL else detail[:_MAX_DETAIL] + "..."
-        raise InputError(f"{path} does not fit the model: {detail}") from err
+def load_checkpoint(model: Any, path: Path, placement: str | None = None) -> None:
+    """Load the state_dict saved at ``path`` into ``model`` (strict, after undoing a wrapper's
+    key prefix or pruning, with a note); InputError when it does not fit or is not a
+    state_dict."""
+    expected = model.state_dict()
+    state, notes = fitted_layout(_state_dict(path), expected)
+    for note in notes:
+        click.echo(f"note: {path}: {note}", err=True)
+    problem = mismatch(state, expected)
+    if problem is not None:
+        rewritten = f" rewritten to {placement}" if placement else ""
+        hint = "" if placement or state.keys() == expected.keys() else (
+            " (a tuner's winner_state_dict.pt needs the --placement it was tuned with)")
+        raise InputError(f"{path} does not fit the model{rewritten}: {problem}{hint}")
+    model.load_state_dict(state, strict=True)
 
 
 placement_option = click.option(
@@ -69,12 +98,20 @@ placement_option = click.option(
 
 
 def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | None,
-                       checkpoint: Path | None, example: Any = None) -> Any:
-    """The model a checkpoint belongs to: built from the spec, rewritten to ``placement`` first
-    (as the tuner did, on ``example`` inputs when given), then loaded with the checkpoint's
-    weights when one is given."""
+                       checkpoint: Path | None, input_shape: str | None = None
+                       ) -> tuple[Any, Any]:
+    """The model a checkpoint belongs to, and example inputs of ``input_shape`` it runs on (None
+    without one): built from the spec, rewritten to ``placement`` first (as the tuner did, on
+    the example inputs), then loaded with the checkpoint's weights when one is given."""
+    with reported_as_usage_errors(ValueError):
+        example = example_input(input_shape)
     with reported_as_usage_errors():
         model = load_model(spec, parse_kwargs(model_kwargs))
+    if example is not None:
+        with reported_as_usage_errors(ValueError):
+            example, note = fitted_example(model, example, input_shape)
+        if note:
+            click.echo(f"note: {note}", err=True)
     if placement is not None:
         from bnplace.graph import TraceError, rewrite
 
@@ -84,5 +121,5 @@ def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | Non
         for note in notes:  # skipped chains, shapes fixed by tracing: a CLI note, not a warning
             click.echo(f"note: {str(note.message).removeprefix('bnplace: ')}", err=True)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
-    return model
+        load_checkpoint(model, checkpoint, placement)
+    return model, example

@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from bnplace.commands.checkpoints import checkpointed_model, placement_option
-from bnplace.commands.errors import InputError, reported_as_usage_errors
-from bnplace.commands.inputs import example_input, input_shape_option
+from bnplace.commands.errors import reported_as_usage_errors
+from bnplace.commands.inputs import input_shape_option
+from bnplace.commands.saving import save_whole
 
 
 @click.command("export")
@@ -35,11 +36,7 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, placement: str
     Load the result with torch.load(FILE, weights_only=False): it is a pickled module. When
     --model is a file, do so from the folder you ran in (see docs/tune.md).
     """
-    import torch
-
-    with reported_as_usage_errors(ValueError):
-        example = example_input(input_shape)
-    model = checkpointed_model(spec, model_kwargs, placement, checkpoint, example)
+    model, example = checkpointed_model(spec, model_kwargs, placement, checkpoint, input_shape)
     model.eval()
     if do_fold:
         from bnplace.graph import TraceError, fold_with_report
@@ -53,8 +50,5 @@ def export(spec: str, model_kwargs: str | None, checkpoint: Path, placement: str
             click.echo(f"  folded {folded.batchnorm} into {folded.direction} {folded.into}{copy}")
         for name, why in report.left.items():
             click.echo(f"  left {name}: {why}")
-    try:
-        torch.save(model, output)
-    except OSError as err:
-        raise InputError(f"cannot write {output}: {err.strerror or err}") from err
+    save_whole(model, output)
     click.echo(f"Saved the eval-mode model to {output}")

@@ -7,9 +7,14 @@ under a BatchNorm1d, and let a forward that reads shapes in Python be traced (se
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
+
+from bnplace.loading import describe_error
+
+_MAX_EXAMPLE_BYTES = 1 << 30  # an example batch is two samples; more is a mistyped shape
 
 input_shape_option = click.option(
     "--input-shape", metavar="C,H,W", default=None,
@@ -33,6 +38,52 @@ def example_input(text: str | None) -> Any:
                          f"got {text!r}") from None
     if not shape or any(size <= 0 for size in shape):
         raise ValueError(f"--input-shape needs positive sizes, e.g. 1,28,28; got {text!r}")
+    size = 2 * math.prod(shape) * 4  # bytes of two float32 samples
+    if size > _MAX_EXAMPLE_BYTES:
+        raise ValueError(f"--input-shape {text} is too large: two samples of it take "
+                         f"{size / (1 << 30):.1f} GiB")
     import torch
 
     return torch.randn(2, *shape)
+
+
+def fitted_example(model: Any, example: Any, text: str) -> tuple[Any, str | None]:
+    """``example`` if ``model`` runs on it, else token ids of its shape when the model embeds
+    them (with a note saying so); a ValueError naming the model's error when it runs on neither.
+
+    A wrong --input-shape would otherwise only lose the shapes it was given for (a warning deep
+    in shape propagation), and an Embedding cannot take the random floats."""
+    import torch
+    from torch import nn
+
+    sizes = [m.num_embeddings for m in model.modules()
+             if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    candidates = [example] + ([torch.randint(0, min(sizes), example.shape)] if sizes else [])
+    error: Exception | None = None
+    for candidate in candidates:
+        try:
+            _run_in_eval_mode(model, candidate)
+        except Exception as err:  # the user's model: any error means "not these inputs"
+            error = error or err
+            continue
+        note = None if candidate is example else (
+            f"--input-shape {text} is taken as token ids below {min(sizes)} (the model's "
+            f"Embedding takes integers)")
+        return candidate, note
+    several = isinstance(error, TypeError) and "required positional argument" in str(error)
+    hint = ("; --input-shape gives a model one input: leave it out for a model of several"
+            if several else "")
+    raise ValueError(f"the model does not run on two samples of --input-shape {text}: "
+                     f"{describe_error(error)}{hint}")
+
+
+def _run_in_eval_mode(model: Any, inputs: Any) -> None:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(was_training)

@@ -10,6 +10,7 @@ import click
 
 from bnplace.commands.errors import InputError, for_the_command_line, reported_as_usage_errors
 from bnplace.commands.inputs import example_input, input_shape_option
+from bnplace.commands.saving import save_whole
 from bnplace.loading import describe_error, load_model, parse_kwargs
 from bnplace.placement import Placement
 
@@ -121,7 +122,6 @@ def _chain_table(chains: Any, model_name: str) -> Any:
 
 def _save(model: Any, path: Path, example: Any) -> str:
     """torch.save a self-contained GraphModule when the whole model traces, else the model."""
-    import torch
     from torch import fx
 
     from bnplace.graph import trace
@@ -136,9 +136,5 @@ def _save(model: Any, path: Path, example: Any) -> str:
             from bnplace.graph.rewriting import _finish_part
 
             saved = _finish_part(traced.parts[0], set(), False)
-    try:
-        torch.save(saved, path)
-    except Exception as err:
-        path.unlink(missing_ok=True)
-        raise InputError(f"cannot save to {path}: {describe_error(err)}") from None
+    save_whole(saved, path)
     return "a torch.fx GraphModule" if isinstance(saved, fx.GraphModule) else "the model"

@@ -1,0 +1,42 @@
+"""Save a whole module for ``bnplace rewrite --output`` and ``bnplace export --output``.
+
+The file is written next to its destination and moved over it only when complete, so a model
+that cannot be pickled (a class defined inside a function) leaves neither a half-written file
+nor a broken copy of an earlier export. A missing folder is created, as a training script's
+checkpoint folder would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from bnplace.commands.errors import InputError
+from bnplace.loading import describe_error
+
+
+def save_whole(obj: Any, path: Path) -> None:
+    """``torch.save(obj, path)``, all or nothing; InputError naming ``path`` when it fails."""
+    import torch
+
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, partial)
+        os.replace(partial, path)
+    except Exception as err:  # an unwritable place, or a module that cannot be pickled
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise InputError(f"cannot save to {path}: {_reason(err)}") from None
+
+
+def _reason(err: Exception) -> str:
+    """The OS's reason when there is one: torch.save reports a file it cannot open as a
+    RuntimeError ``[enforce fail at inline_container.cc:...] . open file failed with strerror:
+    Permission denied``."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    _, found, strerror = str(err).partition("strerror: ")
+    return strerror.strip() if found else describe_error(err)
