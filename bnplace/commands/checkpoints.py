@@ -83,12 +83,16 @@ def load_checkpoint(model: Any, path: Path, placement: str | None = None) -> Non
     for note in notes:
         click.echo(f"note: {path}: {note}", err=True)
     problem = mismatch(state, expected)
+    rewritten = f" rewritten to {placement}" if placement else ""
     if problem is not None:
-        rewritten = f" rewritten to {placement}" if placement else ""
         hint = "" if placement or state.keys() == expected.keys() else (
             " (a tuner's winner_state_dict.pt needs the --placement it was tuned with)")
         raise InputError(f"{path} does not fit the model{rewritten}: {problem}{hint}")
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # what the key and shape check cannot see (a custom loader hook)
+        raise InputError(f"{path} does not fit the model{rewritten}: "
+                         f"{' '.join(str(err).split())}") from err
 
 
 placement_option = click.option(
