@@ -49,6 +49,23 @@ def test_lesson3_lints_and_fixes_a_copy_leaving_the_repo_file_alone() -> None:
     assert hashlib.sha256(keras_model.read_bytes()).hexdigest() == digest
 
 
+def test_readme_lint_example_is_what_the_commands_print() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(block for block in readme.split("```text\n")[1:]
+                 if block.startswith("$ bnplace lint ")).split("```")[0]
+    shown = re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]
+    assert len(shown) == 2
+    for example in shown:
+        command, expected = example.split("\n", 1)
+        # stderr merged into stdout as a terminal shows it (click flushes every line)
+        done = subprocess.run([sys.executable, "-m", "bnplace", *shlex.split(command)[1:]],
+                              cwd=REPO, env={**ENV, "NO_COLOR": "1"}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=60)
+        assert done.returncode == 1, done.stdout
+        assert [line.rstrip() for line in done.stdout.strip("\n").splitlines()] == \
+            [line.rstrip() for line in expected.strip("\n").splitlines()], command
+
+
 def test_lesson3_torch_rewrites_the_head_to_the_tuned_winner() -> None:
     out = run_example("lesson3_torch.py", "--quick")
 
