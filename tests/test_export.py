@@ -206,3 +206,26 @@ def test_input_shape_exports_a_model_that_reads_shapes(tmp_path: Path) -> None:
     folded = torch.load(out, weights_only=False)
     assert batchnorm_count(folded) == 0
     torch.testing.assert_close(folded(x), trained.eval()(x))
+
+
+def test_a_study_winner_needs_the_placement_its_results_name(tmp_path: Path) -> None:
+    """After-activation and after-dropout move Lesson3Head's BNs, not their weights: its winner's
+    state_dict would load into the unrewritten model without an error, and compute something
+    else. The results.json beside it names the placement, so a missing or other one is refused."""
+    import json
+
+    import bnplace
+
+    tuned = bnplace.rewrite(models.Lesson3Head(), "after-activation")
+    path = tmp_path / "winner_state_dict.pt"
+    torch.save(tuned.state_dict(), path)
+    (tmp_path / "results.json").write_text(json.dumps({"best": {"placement": "after-activation"}}))
+    out = str(tmp_path / "model.pt")
+    spec = "examples.models:Lesson3Head"
+    for given in ((), ("--placement", "after-dropout")):
+        code, output = run("--model", spec, "--checkpoint", str(path), *given, "--output", out)
+        assert code == 2 and output.strip().endswith(
+            "was given: pass --placement after-activation"), output
+    code, output = run("--model", spec, "--checkpoint", str(path), "--placement",
+                       "after-activation", "--output", out)
+    assert code == 0, output

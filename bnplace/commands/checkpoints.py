@@ -5,6 +5,7 @@ one nested under a common key, or in a wrapper's layout: see
 from __future__ import annotations
 
 import errno
+import json
 import pickle
 import re
 import warnings
@@ -107,6 +108,8 @@ def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | Non
     """The model a checkpoint belongs to, and example inputs of ``input_shape`` it runs on (None
     without one): built from the spec, rewritten to ``placement`` first (as the tuner did, on
     the example inputs), then loaded with the checkpoint's weights when one is given."""
+    if checkpoint is not None:
+        _check_tuned_placement(checkpoint, placement)
     with reported_as_usage_errors(ValueError):
         example = example_input(input_shape)
     with reported_as_usage_errors():
@@ -127,3 +130,26 @@ def checkpointed_model(spec: str, model_kwargs: str | None, placement: str | Non
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, placement)
     return model, example
+
+
+def _check_tuned_placement(checkpoint: Path, placement: str | None) -> None:
+    """Refuse a study's winner_state_dict.pt given without the placement its results.json names.
+
+    The winner's weights belong to the model rewritten to that placement; where another layout
+    has the same keys and shapes (after-activation and after-dropout move a BN, not its
+    weights), they would load without an error into a model that computes something else.
+    """
+    from bnplace.tune.api import RESULTS
+    from bnplace.tune.winner import WINNER_STATE_DICT
+
+    results = checkpoint.parent / RESULTS
+    if checkpoint.name != WINNER_STATE_DICT or not results.is_file():
+        return
+    try:
+        tuned = json.loads(results.read_text())["best"]["placement"]
+    except (OSError, ValueError, KeyError, TypeError):  # not a study's results.json after all
+        return
+    if placement != tuned:
+        given = f"--placement {placement}" if placement else "no --placement"
+        raise InputError(f"{checkpoint} is a study's winner, rewritten to {tuned} (so says "
+                         f"{results}), but {given} was given: pass --placement {tuned}")
