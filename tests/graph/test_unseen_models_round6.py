@@ -237,6 +237,7 @@ class ScriptedStem(nn.Module):
         return self.fc(self.body(self.stem(x)).mean((2, 3)))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("placement", [Placement.BEFORE_ACTIVATION, Placement.AFTER_ACTIVATION])
 def test_a_rewritten_model_with_a_torchscript_part_trains_all_of_it(placement: Placement) -> None:
     torch.manual_seed(0)
