@@ -56,13 +56,16 @@ def fitted_example(model: Any, example: Any, text: str) -> tuple[Any, str | None
     import torch
     from torch import nn
 
+    from bnplace.graph.shapes import eval_mode
+
     sizes = [m.num_embeddings for m in model.modules()
              if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
     candidates = [example] + ([torch.randint(0, min(sizes), example.shape)] if sizes else [])
     error: Exception | None = None
     for candidate in candidates:
         try:
-            _run_in_eval_mode(model, candidate)
+            with eval_mode(model), torch.no_grad():
+                model(candidate)
         except Exception as err:  # the user's model: any error means "not these inputs"
             error = error or err
             continue
@@ -75,15 +78,3 @@ def fitted_example(model: Any, example: Any, text: str) -> tuple[Any, str | None
             if several else "")
     raise ValueError(f"the model does not run on two samples of --input-shape {text}: "
                      f"{describe_error(error)}{hint}")
-
-
-def _run_in_eval_mode(model: Any, inputs: Any) -> None:
-    import torch
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        model.train(was_training)

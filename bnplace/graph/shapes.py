@@ -94,8 +94,9 @@ def as_tuple(example_inputs: Any) -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Everything in eval mode (so no BN statistic or counter moves), restored afterwards."""
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Everything in eval mode (so no BN statistic or counter moves), and each module's own mode
+    restored afterwards: ``model.train()`` would also wake a submodule the user froze in eval."""
     saved = [(m, m.training) for m in model.modules()]
     try:
         for m, _ in saved:
@@ -141,7 +142,7 @@ def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = F
     if _has_uninitialized_lazy(traced.model):
         # fake tensors would initialize lazy parameters with fakes: only a private copy may run
         if real_fallback:
-            with _eval_mode(traced.model), torch.no_grad():
+            with eval_mode(traced.model), torch.no_grad():
                 traced.model(*inputs)  # materializes the lazy modules of the copy
         else:
             warnings.warn("bnplace: no shapes: the model has uninitialized lazy modules; run it "
@@ -152,7 +153,7 @@ def propagate_shapes(traced: Trace, example_inputs: Any, real_fallback: bool = F
                         for t in inputs)
     for part in traced.parts:  # built outside eval mode: a GraphModule copies its root's flag
         part.graph_module
-    with _eval_mode(traced.model), _plain_tensors_kept(traced.model), \
+    with eval_mode(traced.model), _plain_tensors_kept(traced.model), \
             kept_buffers(traced.model), torch.no_grad():
         if len(traced.parts) == 1 and traced.parts[0].prefix == "":
             part_inputs = {"": (fake_inputs, {})}

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from bnplace.graph.shapes import eval_mode
 from bnplace.loading import SpecError, describe_error, load_object
 from bnplace.tune.data_checks import check_classes, check_finite_inputs, warn_about_class_coverage
 
@@ -194,17 +195,12 @@ def _accepted_layout(model: nn.Module, candidates: list[torch.Tensor], hint: str
                      what: str = "the data's input shapes") -> tuple[torch.Tensor, Any]:
     """The first candidate layout (vectors, images, dtypes) the model runs on, and its output."""
     errors = []
-    was_training = model.training
-    model.eval()
-    try:
-        for candidate in candidates:
-            try:
-                with torch.no_grad():
-                    return candidate, model(candidate[:2])
-            except Exception as err:  # the user's model: any error means "not this shape"
-                errors.append(f"{tuple(candidate.shape[1:])}: {describe_error(err)}")
-    finally:
-        model.train(was_training)
+    for candidate in candidates:
+        try:
+            with eval_mode(model), torch.no_grad():
+                return candidate, model(candidate[:2])
+        except Exception as err:  # the user's model: any error means "not this shape"
+            errors.append(f"{tuple(candidate.shape[1:])}: {describe_error(err)}")
     raise SpecError(f"the model accepts none of {what}: " + "; ".join(errors) + hint)
 
 

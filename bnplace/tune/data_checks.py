@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bnplace.graph.shapes import eval_mode
 from bnplace.loading import SpecError
 from bnplace.tune.outputs import class_scores, warn_if_probabilities
 
@@ -58,13 +59,8 @@ def check_finite_inputs(model: nn.Module, inputs: torch.Tensor, dtype: torch.dty
     bad = ~torch.isfinite(inputs.reshape(len(inputs), -1)).all(dim=1)
     if not bad.any():
         return
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            scores = class_scores(model(inputs[bad][:2].to(dtype)))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        scores = class_scores(model(inputs[bad][:2].to(dtype)))
     if bool(torch.isfinite(scores).all()):
         return
     scope = "" if whole else " of its first batch"

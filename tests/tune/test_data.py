@@ -17,7 +17,7 @@ from bnplace.loading import SpecError
 from bnplace.tune import data as data_module
 from bnplace.tune.data import LoaderBatches, TensorBatches, load_data
 from bnplace.tune.training import accuracy
-from examples.models import MLP, SmallCNN
+from examples.models import MLP, Lesson3Head, SmallCNN
 from tests.tune.conftest import TokenBag, integer_pairs
 
 
@@ -328,3 +328,12 @@ def test_a_train_set_of_one_class_is_warned_about():
     assert [str(w.message) for w in caught] == [
         "bnplace: the train data holds one class only (0): every model learns to predict it, so "
         "accuracy cannot tell placements apart"]
+
+
+def test_trying_the_data_on_the_model_leaves_each_module_in_its_own_mode():
+    """A BN the user froze in eval mode inside a training model stays frozen: trying the data's
+    layouts runs the model in eval mode, then gives each module back its own mode."""
+    model = Lesson3Head().train()
+    model.bn1.eval()
+    load_data("digits", model)
+    assert model.training and not model.bn1.training
