@@ -8,11 +8,11 @@ checkpoint folder would be.
 
 from __future__ import annotations
 
-import contextlib
-import os
+import functools
 from pathlib import Path
 from typing import Any
 
+from bnplace.atomic import write_atomically
 from bnplace.commands.errors import InputError
 from bnplace.loading import describe_error
 
@@ -21,14 +21,10 @@ def save_whole(obj: Any, path: Path) -> None:
     """``torch.save(obj, path)``, all or nothing; InputError naming ``path`` when it fails."""
     import torch
 
-    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(obj, partial)
-        os.replace(partial, path)
+        write_atomically(path, functools.partial(torch.save, obj))
     except Exception as err:  # an unwritable place, or a module that cannot be pickled
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
         raise InputError(f"cannot save to {path}: {_reason(err)}") from None
 
 

@@ -1,43 +1,18 @@
-"""Write output files so an interruption leaves the old version or the new one, never a mix.
-
-Each file is written to a hidden temporary file in its own folder (``.NAME.XXXX.partial.EXT``:
-no name the tuner reads, no glob it lists, and the extension that writers such as matplotlib
-choose their format by), then moved over the old one with ``os.replace``, which is atomic
-within a folder. A set of files (the study's report) is first written aside whole, then put in
-place in the order it was written, with Ctrl-C held back for those few renames.
+"""Write the study's report files so an interruption leaves the old set or the new one, never
+a mix: each file is first written aside whole (:func:`bnplace.atomic.written_aside`), then all
+are put in place in the order they were written, with Ctrl-C held back for those few renames.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-Save = Callable[[Path], None]  # writes a file's content to the path given
-
-
-def write_atomically(path: Path, save: Save) -> None:
-    """Write ``path`` with ``save`` so that a reader never sees it half written."""
-    os.replace(_written_aside(path, save), path)
-
-
-def _written_aside(path: Path, save: Save) -> Path:
-    """A temporary file next to ``path`` that ``save`` wrote; removed again when ``save`` fails
-    or is interrupted."""
-    # named, not made by mkstemp: the writer creates it with the usual permissions, not 0600
-    aside = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}"
-                           f".partial{path.suffix}")
-    try:
-        save(aside)
-    except BaseException:
-        aside.unlink(missing_ok=True)
-        raise
-    return aside
-
+from bnplace.atomic import Save, written_aside
 
 class StagedFiles:
     """New versions of files in one folder, put in place together by :meth:`commit`.
@@ -59,7 +34,7 @@ class StagedFiles:
     def write(self, name: str, save: Save) -> None:
         """Write the new ``name`` aside; ``save``'s error propagates and nothing is staged."""
         self._forget(name)
-        self._staged[name] = _written_aside(self.folder / name, save)
+        self._staged[name] = written_aside(self.folder / name, save)
 
     def remove(self, name: str) -> None:
         """Have :meth:`commit` delete ``name``: the new set has no such file."""

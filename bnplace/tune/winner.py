@@ -15,7 +15,8 @@ from torch import nn
 from bnplace.graph import BnplaceWarning
 from bnplace.loading import describe_error
 from bnplace.placement import Placement
-from bnplace.tune.files import Save, StagedFiles, write_atomically
+from bnplace.atomic import Save, write_atomically
+from bnplace.tune.files import StagedFiles
 from bnplace.tune.study import Trainer, trial_seed
 from bnplace.tune.variants import build_variant
 

@@ -13,7 +13,8 @@ import torch
 import bnplace
 from bnplace.graph import BnplaceWarning
 from bnplace.tune import api, files as files_module
-from bnplace.tune.files import StagedFiles, write_atomically
+from bnplace.atomic import write_atomically
+from bnplace.tune.files import StagedFiles
 from examples.models import MLP
 from tests.tune.conftest import tiny_mlp
 
