@@ -53,9 +53,10 @@ def _plain_tensor_types(model: nn.Module) -> set[type]:
 
 @pytest.mark.parametrize("wrap", _HOOKED, ids=lambda w: w.__name__)
 def test_fake_runs_leave_no_fake_weight_and_no_foreign_warning(wrap: Wrap) -> None:
-    torch.manual_seed(0)  # some draws differ from the original by more than float32 rounding
-    x = torch.randn(2, 3, 8, 8)
-    model = SNDiscriminator(wrap).eval()  # as `bnplace rewrite --input-shape` loads it
+    # in float64: the dropped bias comes back through the BN, and float32 rounding of that,
+    # summed with cancellation by `fc`, moved some outputs by more than float32's tolerance
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    model = SNDiscriminator(wrap).double().eval()  # as `bnplace rewrite --input-shape` loads it
     expected = model(x)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -119,7 +119,8 @@ def test_a_file_deep_enough_to_overflow_the_native_parser_is_linted_and_fixed(
         return subprocess.run(
             [sys.executable, "-m", "bnplace.cli", "lint", *args, str(tmp_path)],
             capture_output=True, text=True, timeout=300,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))},
             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (2**20, 2**20)))
 
     run = lint("--output-format", "json")

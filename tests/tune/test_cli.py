@@ -236,8 +236,8 @@ def test_a_report_file_name_taken_in_the_output_folder_is_refused_before_trainin
 
 
 def test_a_study_where_no_trial_completed_exits_1(tmp_path):
-    result = invoke("--model", TINY_MODEL, "--model-kwargs", TINY_KWARGS, "--lr-min", "1e12",
-                    "--lr-max", "1e13", "--placements", "none", "--trials", "2", "--epochs", "1",
+    result = invoke("--model", TINY_MODEL, "--model-kwargs", TINY_KWARGS, "--lr-min", "1e37",
+                    "--lr-max", "1e38", "--placements", "none", "--trials", "2", "--epochs", "1",
                     "--output", str(tmp_path))
     assert result.exit_code == 1, result.output
     unwrapped = " ".join(result.output.split())
