@@ -160,7 +160,9 @@ def with_installed_driver(url: str) -> str:
     if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
         return url
     if importlib.util.find_spec("psycopg2") is None:
-        return url
+        raise TuneInputError(f"cannot open storage {shown_url(url)!r}: no PostgreSQL driver is "
+                             "installed; pip install 'bnplace[distributed]' (psycopg2-binary) "
+                             "or psycopg")
     return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
 
 
