@@ -66,10 +66,13 @@ def test_study_tries_every_placement_and_writes_its_results(tmp_path):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 
 
-def test_saved_winner_reproduces_the_reported_accuracy(tmp_path):
-    result = bnplace.tune(tiny_mlp, trials=4, epochs=2, output=tmp_path, progress=False)
+@pytest.mark.parametrize("build", [tiny_mlp, bnplace_models.SmallCNN], ids=["mlp", "cnn"])
+def test_saved_winner_reproduces_the_reported_accuracy(tmp_path, build):
+    """Also where trials train on CUDA under bf16: the saved float32 model, on CPU, scores what
+    the report says."""
+    result = bnplace.tune(build, trials=4, epochs=2, output=tmp_path, progress=False)
 
-    data = load_data("digits", tiny_mlp())
+    data = load_data("digits", build())
     winner = torch.load(tmp_path / "winner.pt", weights_only=False)
     assert accuracy(winner, data.val, torch.device("cpu")) == result.best["val_accuracy"]
     exported = torch.export.load(tmp_path / "winner.pt2").module()  # eval mode, batch of any size
