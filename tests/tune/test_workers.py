@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from tests.tune.conftest import counted, run_cli, start_cli, trials_of
 
 STUDY = "MLP-digits"  # the default name for the tiny model on digits
+STOPPED_EPOCHS = 30  # per trial of the study stopped mid-trial: long enough to aim a signal at
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 90) -> None:
@@ -30,13 +31,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 90) -> None:
 
 
 def mid_trial(storage: str, done: int) -> Callable[[], bool]:
-    """True once ``done`` trials are counted and another is running past its first epoch."""
+    """True once ``done`` trials are counted and another is running in its first third: a signal
+    sent then still finds it running on a loaded machine (sent near a trial's end, one landed
+    between two trials)."""
     def check() -> bool:
         try:
             trials = trials_of(storage, STUDY)
         except Exception:  # the worker has not created the study yet
             return False
-        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        running = [t for t in trials if t.state == TrialState.RUNNING
+                   and 1 <= len(t.intermediate_values) <= STOPPED_EPOCHS // 3]
         return len(counted(trials)) >= done and bool(running)
     return check
 
@@ -52,8 +56,8 @@ def stop_mid_trial(args: tuple[str, ...], storage: str, stop: signal.Signals,
 
 
 def test_interrupted_and_killed_workers_resume_without_counting_twice(tmp_path):
-    args = ("--trials", "4", "--epochs", "10", "--pruner", "none", "--heartbeat", "1",
-            "--output", str(tmp_path))
+    args = ("--trials", "4", "--epochs", str(STOPPED_EPOCHS), "--pruner", "none",
+            "--heartbeat", "1", "--output", str(tmp_path))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
 
     code, stderr, _ = stop_mid_trial(args, storage, signal.SIGINT, done=1)  # Ctrl-C
