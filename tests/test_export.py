@@ -229,3 +229,16 @@ def test_a_study_winner_needs_the_placement_its_results_name(tmp_path: Path) -> 
     code, output = run("--model", spec, "--checkpoint", str(path), "--placement",
                        "after-activation", "--output", out)
     assert code == 0, output
+
+
+def test_export_of_a_checkpoint_does_not_import_the_tuner(tmp_path: Path) -> None:
+    """A study's file names come from bnplace.study_files: optuna's import is most of a second."""
+    _, path = checkpoint(tmp_path, "Lesson3Head")
+    script = ("import sys; from bnplace.cli import main; "
+              f"main(['export', '--model', 'examples/models.py:Lesson3Head', '--checkpoint', "
+              f"{str(path)!r}, '--output', {str(tmp_path / 'out.pt')!r}], standalone_mode=False); "
+              "print(sorted(m for m in sys.modules if m.startswith(('optuna', 'bnplace.tune'))))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

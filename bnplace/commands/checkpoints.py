@@ -20,6 +20,7 @@ from bnplace.commands.inputs import example_input, fitted_example
 from bnplace.commands.state_layouts import fitted_layout, mismatch
 from bnplace.loading import load_model, parse_kwargs
 from bnplace.placement import Placement
+from bnplace.study_files import RESULTS, WINNER_STATE_DICT
 
 # keys under which training scripts commonly nest the state_dict
 _NESTED_STATE_KEYS = ("state_dict", "model_state_dict", "model")
@@ -139,9 +140,6 @@ def _check_tuned_placement(checkpoint: Path, placement: str | None) -> None:
     has the same keys and shapes (after-activation and after-dropout move a BN, not its
     weights), they would load without an error into a model that computes something else.
     """
-    from bnplace.tune.api import RESULTS
-    from bnplace.tune.winner import WINNER_STATE_DICT
-
     results = checkpoint.parent / RESULTS
     if checkpoint.name != WINNER_STATE_DICT or not results.is_file():
         return

@@ -17,6 +17,7 @@ from rich.console import Console
 from torch import nn
 
 from bnplace.loading import load_object, model_factory
+from bnplace.study_files import CHECKPOINTS, PLOTS, REPORT_FILES, RESULTS
 from bnplace.tune.data import DataSource, Dataset, load_data
 from bnplace.tune.files import StagedFiles
 from bnplace.tune.options import TuneInputError, TuneOptions, options_from
@@ -27,12 +28,7 @@ from bnplace.tune.storage import best_completed, open_study, shown_url, storage_
 from bnplace.tune.study import Objective, Trainer, make_pruner, run_trials
 from bnplace.tune.training import cpu_threads, default_threads, resolve_device
 from bnplace.tune.variants import ModelFactory, require_chains
-from bnplace.tune.winner import WINNER_FILES, Checkpoints, stage_winner
-
-RESULTS = "results.json"
-PLOTS = ("accuracy_vs_lr.png", "learning_curves.png")
-CHECKPOINTS = "checkpoints"  # the folder of each study's best trial's weights
-REPORT_FILES = (RESULTS, *PLOTS, *WINNER_FILES)
+from bnplace.tune.winner import Checkpoints, stage_winner
 
 
 @dataclass

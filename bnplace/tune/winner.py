@@ -16,14 +16,11 @@ from bnplace.graph import BnplaceWarning
 from bnplace.loading import describe_error
 from bnplace.placement import Placement
 from bnplace.atomic import Save, write_atomically
+from bnplace.study_files import (WINNER_EXPORTED, WINNER_FILES, WINNER_MODEL,
+                                 WINNER_STATE_DICT)
 from bnplace.tune.files import StagedFiles
 from bnplace.tune.study import Trainer, trial_seed
 from bnplace.tune.variants import build_variant
-
-WINNER_MODEL = "winner.pt"  # torch.save of the model: its class must be importable to load it
-WINNER_EXPORTED = "winner.pt2"  # torch.export program: loads with torch alone, for inference
-WINNER_STATE_DICT = "winner_state_dict.pt"
-WINNER_FILES = (WINNER_STATE_DICT, WINNER_MODEL, WINNER_EXPORTED)
 
 Trial = Union[optuna.Trial, FrozenTrial]
 
