@@ -3,7 +3,6 @@ when asked), and collect findings, fixes, diffs and unreadable files."""
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -16,6 +15,7 @@ from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile, discover
 from bnplace.lint.findings import Finding
 from bnplace.lint.notebook import NotebookError
+from bnplace.lint.patch import unified_diff
 
 # Below this many files, starting worker processes costs more than it saves.
 _PARALLEL_THRESHOLD = 64
@@ -92,6 +92,5 @@ def _run(task: _Task) -> _Outcome:
             return _Outcome(unfixed, error=f"{task.path}: cannot write the fixes: {err}")
         return _Outcome(result.findings, fixed=result.fixed)
     name = str(task.path)
-    diff = "".join(difflib.unified_diff(source.text.splitlines(keepends=True),
-                                        result.text.splitlines(keepends=True), name, name))
+    diff = unified_diff(source.text, result.text, name)
     return _Outcome(result.findings, diff=diff, fixed=result.fixed)

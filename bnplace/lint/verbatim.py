@@ -27,7 +27,7 @@ def merged(written: str, before: str, after: str) -> str:
     normalised ``written``) and ``after`` (its output once fixed) replaced by ``after``'s."""
     if before == after:
         return written
-    written_lines, before_lines, after_lines = _lines(written), _lines(before), _lines(after)
+    written_lines, before_lines, after_lines = lines(written), lines(before), lines(after)
     source_of = _source_lines(written_lines, before_lines)
     parts: list[str] = []
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, before_lines, after_lines).get_opcodes():
@@ -41,7 +41,7 @@ def merged(written: str, before: str, after: str) -> str:
     return "".join(parts + written_lines[last + 1:])  # what libcst dropped at the end
 
 
-def _lines(text: str) -> list[str]:
+def lines(text: str) -> list[str]:
     """The lines of ``text``, each with its line end (``\\r\\n``, ``\\r`` or ``\\n``); unlike
     ``str.splitlines`` a form feed does not end a line."""
     return _LINE.findall(text)

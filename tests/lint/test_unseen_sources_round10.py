@@ -1,0 +1,36 @@
+"""Round ten of sources the linter was not written against: files as editors leave them (no
+newline at the end, a form feed between sections, a string pasted from a web page holding
+``\\u2028``), Keras and PyTorch models built the ways tutorials and Lightning code build them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bnplace.lint.config import Settings
+from bnplace.lint.runner import lint_paths
+
+_TORCH = "import torch.nn as nn\n"
+_NET = "net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))"
+_FIXED = "net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.BatchNorm1d(2))"
+
+
+@pytest.mark.parametrize("source", [
+    _TORCH + _NET,                                  # the editor left no newline at the end
+    _TORCH + "\x0c\nclass A:\n    pass\n" + _NET + "\n",  # a form feed between sections
+], ids=["no-final-newline", "form-feed"])
+def test_the_diff_applies_with_patch(source: str, tmp_path: Path) -> None:
+    """``str.splitlines`` cut the form feed off as a line without a line end (the diff's context
+    line ``\x0c`` ran into the next), and a last line without one ran into the next diff line:
+    ``patch`` refused that diff. Each line of the file is one line of the diff."""
+    target = tmp_path / "model.py"
+    target.write_bytes(source.encode())
+    diff = lint_paths([target], lambda folder: Settings(), diff=True).diffs[0]
+    assert diff.endswith("\n") and ("\x0c" not in source or "\n \x0c\n" in diff)
+    patch = tmp_path / "fix.patch"
+    patch.write_bytes(diff.encode())
+    subprocess.run(["patch", "-s", str(target), str(patch)], check=True)
+    assert target.read_bytes() == source.replace(_NET, _FIXED).encode()
+
