@@ -14,6 +14,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from bnplace.lint import verbatim
+
 _BOUNDARY = "# bnplace: cell boundary"
 _PLACEHOLDER = re.compile(r"# bnplace-magic (\d+)$")
 _LINE_MAGIC = re.compile(r"^(\s*)(?:[%!?]|[\w.]+\?{1,2}\s*$)")
@@ -80,7 +82,7 @@ class Notebook:
             if cell.get("cell_type") != "code":
                 continue
             source = _source_text(cell, index)
-            written = source.splitlines()
+            written = _rows(source)
             lines = notebook._parsable(written, notebook._neutralised(written), row)
             notebook.code_cells.append(index)
             notebook.starts.append(row)
@@ -134,10 +136,10 @@ class Notebook:
             written = _source_text(cell, index)
             line_end = _LINE_END.search(written)  # the cell's own (CRLF from Windows editors)
             newline = line_end.group() if line_end else "\n"
-            source = newline.join(self._restored(line) for line in part.splitlines())
+            source = newline.join(self._restored(line) for line in _rows(part))
             if written.endswith(("\r", "\n")):
                 source += newline
-            cell["source"] = (source.splitlines(keepends=True)
+            cell["source"] = (verbatim.lines(source)
                               if isinstance(cell.get("source"), list) else source)
         return self.layout.dumps(self.document)
 
@@ -172,6 +174,12 @@ def _is_python(metadata: object) -> bool:
             if isinstance(info, dict) and isinstance(info.get(name), str):
                 return info[name].lower() == "python"
     return True
+
+
+def _rows(text: str) -> list[str]:
+    """The lines of ``text`` without their ends. Python ends a line only at ``\\r`` or ``\\n``;
+    ``str.splitlines`` also at ``\\u2028`` or a form feed, which may sit in a string literal."""
+    return [line.rstrip("\r\n") for line in verbatim.lines(text)]
 
 
 def _source_text(cell: dict, index: int) -> str:

@@ -4,12 +4,15 @@ newline at the end, a form feed between sections, a string pasted from a web pag
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bnplace.lint.config import Settings
+from bnplace.lint.engine import lint_file
+from bnplace.lint.files import SourceFile
 from bnplace.lint.runner import lint_paths
 
 _TORCH = "import torch.nn as nn\n"
@@ -34,3 +37,18 @@ def test_the_diff_applies_with_patch(source: str, tmp_path: Path) -> None:
     subprocess.run(["patch", "-s", str(target), str(patch)], check=True)
     assert target.read_bytes() == source.replace(_NET, _FIXED).encode()
 
+
+def test_a_notebook_string_holding_a_line_separator_is_no_syntax_error(tmp_path: Path) -> None:
+    """Python ends a line only at ``\\r`` and ``\\n``: splitting a cell at ``\\u2028`` (as
+    ``str.splitlines`` does) cut its string literal in two, a BNP000 and no other finding."""
+    lines = [_TORCH, "label = 'a\u2028b'\n", _NET + "\n"]
+    document = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                           "execution_count": None, "source": lines}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "pasted.ipynb"
+    path.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+    source = SourceFile.read(path)
+    found = lint_file(source, Settings().enabled_for(path)).findings
+    assert [(f.code, f.cell, f.location.row) for f in found] == [("BNP002", 1, 3)]
+    fixed = json.loads(lint_file(source, Settings().enabled_for(path), fix=True).text)
+    assert fixed["cells"][0]["source"] == lines[:2] + [_FIXED + "\n"]
