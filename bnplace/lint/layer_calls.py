@@ -32,6 +32,10 @@ _TORCH_BIAS_POSITION = {"Linear": 2, "LazyLinear": 1, "Conv": 7, "LazyConv": 6,
                         "ConvTranspose": 7, "LazyConvTranspose": 6}
 _KERAS_ACTIVATION_POSITION = {"Dense": 1}
 _KERAS_BIAS_POSITION = {"Dense": 2}
+# The earliest position any Keras version gives a conv's activation (DepthwiseConv2D's, and
+# Conv2D's before ``groups`` came in ahead of it): a positional argument from here on may be it
+# or the bias switch after it.
+_KERAS_UNORDERED_FROM = 6
 
 # What a width argument is worth: an int when it is a constant, None when unknown.
 IntValue = Callable[[cst.BaseExpression | None], int | None]
@@ -140,10 +144,22 @@ def _torch_fields(call: cst.Call, name: str, kind: LayerKind | None, int_value: 
 
 def _keras_fields(call: cst.Call, name: str, int_value: IntValue) -> dict:
     width = _KERAS_WIDTH.get(_family(name))
+    activation = argument(call, _KERAS_ACTIVATION_POSITION.get(_family(name)), "activation")
     return {"width": int_value(argument(call, *width)) if width else None,
-            "has_bias": _has_bias(call, "keras", name),
-            "activation": _keras_activation(
-                argument(call, _KERAS_ACTIVATION_POSITION.get(_family(name)), "activation"))}
+            "has_bias": (None if _maybe_positional(call, name, "use_bias")
+                         else _has_bias(call, "keras", name)),
+            "activation": (LayerKind.ACTIVATION if _maybe_positional(call, name, "activation")
+                           else _keras_activation(activation))}
+
+
+def _maybe_positional(call: cst.Call, name: str, keyword: str) -> bool:
+    """Whether a Keras layer whose positional order is not read (a conv's) may pass ``keyword``
+    by position: not by keyword, and with as many positional arguments as come before it in
+    some version (``Conv2D(32, 3, 1, "same", None, (1, 1), 1, "relu")``), or a ``*args``."""
+    if _family(name) in _KERAS_BIAS_POSITION or argument(call, None, keyword) is not None:
+        return False
+    positional = [arg for arg in call.args if arg.keyword is None and arg.star != "**"]
+    return any(arg.star == "*" for arg in positional) or len(positional) > _KERAS_UNORDERED_FROM
 
 
 def read_layer(call: cst.Call, layer_type: LayerType, location: Location, definition: Location,

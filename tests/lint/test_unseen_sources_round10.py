@@ -14,6 +14,7 @@ from bnplace.lint.config import Settings
 from bnplace.lint.engine import lint_file
 from bnplace.lint.files import SourceFile
 from bnplace.lint.runner import lint_paths
+from tests.lint.helpers import code_lines, fixed_at
 
 _TORCH = "import torch.nn as nn\n"
 _NET = "net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))"
@@ -52,3 +53,26 @@ def test_a_notebook_string_holding_a_line_separator_is_no_syntax_error(tmp_path:
     assert [(f.code, f.cell, f.location.row) for f in found] == [("BNP002", 1, 3)]
     fixed = json.loads(lint_file(source, Settings().enabled_for(path), fix=True).text)
     assert fixed["cells"][0]["source"] == lines[:2] + [_FIXED + "\n"]
+
+
+_KERAS = "from tensorflow.keras import layers\n"
+
+
+@pytest.mark.parametrize("conv", [
+    'layers.Conv2D(32, 3, 1, "same", "channels_last", (1, 1), 1, "relu")',
+    'layers.Conv2D(32, 3, 1, "same", None, (1, 1), 1, None, False)',
+    'layers.DepthwiseConv2D(3, 1, "same", 1, None, (1, 1), "relu")',
+    "layers.Conv2D(32, 3, *conv_args)",
+])
+def test_a_keras_conv_given_its_activation_or_bias_by_position_is_not_reported(conv: str) -> None:
+    """A Keras conv's positional order is not read, so its activation and bias switch were
+    taken for absent: BNP002 was reported, and ``--fix`` added ``use_bias=False`` beside a
+    positional ``False`` (``TypeError: got multiple values for argument 'use_bias'``)."""
+    source = _KERAS + f"block = [{conv}, layers.BatchNormalization()]\n"
+    assert fixed_at(source) == (source, [])
+
+
+def test_a_keras_conv_with_a_few_positional_arguments_is_still_reported() -> None:
+    source = _KERAS + 'block = [layers.Conv2D(32, 3, 1, "same"), layers.BatchNormalization()]\n'
+    assert code_lines(source) == [("BNP002", 2)]
+    assert fixed_at(source)[0] == source.replace('"same"', '"same", use_bias=False')
