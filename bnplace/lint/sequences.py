@@ -305,7 +305,8 @@ class _Describer:
     def _run_try(self, statement: cst.Try | cst.TryStar, frame: _Frame) -> None:
         """The parts of a ``try`` in the order written. A handler may run after any statement of
         the body and read what it bound, and the code after the ``try`` may follow the body or
-        any handler: a handler's bindings are not sure ones."""
+        any handler: a handler's bindings are not sure ones. The walk goes on from the body (an
+        ``if`` is taken as run the same way); a handler's values are emitted where it ends."""
         before = frame.copy()
         frame.handled += 1 if statement.handlers else 0
         self._run_block(statement.body.body, frame)
@@ -318,8 +319,11 @@ class _Describer:
             if handler.type is not None:
                 self._run_header(handler.type, frame)
             self._run_block(handler.body.body, frame)
+            for layers in frame.values.values():
+                self._emit(layers)
             ends.append(frame.copy())
-        for state in (after_body, *ends):
+        frame.restore(after_body)
+        for state in ends:
             frame.merge(state)
         for part in (statement.orelse, statement.finalbody):
             if part is not None:

@@ -76,3 +76,16 @@ def test_a_keras_conv_with_a_few_positional_arguments_is_still_reported() -> Non
     source = _KERAS + 'block = [layers.Conv2D(32, 3, 1, "same"), layers.BatchNormalization()]\n'
     assert code_lines(source) == [("BNP002", 2)]
     assert fixed_at(source)[0] == source.replace('"same"', '"same", use_bias=False')
+
+
+def test_a_try_body_is_the_path_the_walk_goes_on_from() -> None:
+    """A handler that binds the name again (``except RuntimeError: x = self.fc(x)``) hid the
+    body's ``Dropout`` from the BatchNorm after the ``try``: the walk went on from the last
+    handler, as if the body always raised. Reported, not fixed: ``x`` may hold the handler's."""
+    source = ("import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+              "        super().__init__()\n        self.fc = nn.Linear(8, 8)\n"
+              "        self.drop = nn.Dropout()\n        self.bn = nn.BatchNorm1d(8)\n"
+              "    def forward(self, x):\n        try:\n            x = self.drop(self.fc(x))\n"
+              "        except RuntimeError:\n            x = self.fc(x)\n"
+              "        return self.bn(x)\n")
+    assert fixed_at(source) == (source, [("BNP001", 13)])
