@@ -114,7 +114,8 @@ LAYER_NAMES: dict[LayerKind, Names] = {
     ),
     LayerKind.RESHAPE: Names(
         torch_modules=("Flatten", "Unflatten", "Identity"),
-        torch_functions=("flatten", "view", "reshape", "permute", "squeeze", "unsqueeze"),
+        torch_functions=("flatten", "view", "reshape", "view_as", "reshape_as", "permute",
+                         "squeeze", "unsqueeze"),
         keras_layers=("Flatten", "Reshape", "Permute"),
     ),
     LayerKind.OUTPUT: Names(

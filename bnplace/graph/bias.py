@@ -16,7 +16,7 @@ from torch import fx, nn
 
 from bnplace.graph.channels import past_kept_channels
 from bnplace.graph.copying import copy_module
-from bnplace.graph.kinds import main_input, module_kind, overrides_forward
+from bnplace.graph.kinds import main_input, module_kind, overrides_forward, value_users
 from bnplace.graph.tracing import Trace, trace
 from bnplace.placement import LayerKind
 
@@ -51,9 +51,10 @@ def linear_batchnorm_pairs(traced: Trace) -> list[tuple[str, str]]:
 def _reader(linear: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
     """The one node reading ``linear``'s output past what keeps its channels, or None."""
     end = past_kept_channels(linear, modules)
-    if len(end.users) != 1:
+    users = value_users(end)
+    if len(users) != 1:
         return None
-    user = next(iter(end.users))
+    user = users[0]
     return user if main_input(user) is end else None
 
 

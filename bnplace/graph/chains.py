@@ -13,7 +13,7 @@ from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.gated import self_gated
 from bnplace.graph.kinds import (activation_of, call_name, describe, is_add, is_arithmetic,
                                  is_identity, is_mul, is_normalization, is_pooling, is_reshape,
-                                 main_input, node_kind, rearranges)
+                                 main_input, node_kind, rearranges, value_users)
 from bnplace.graph.positional import positionally_used
 from bnplace.graph.tracing import Trace, TracedPart, trace
 from bnplace.placement import LayerKind, Placement
@@ -146,7 +146,7 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
     first = channels_first(linear, modules)
     cur = linear  # the node reached (an nn.Identity, or a slice before the activation, is passed)
     while True:
-        users = list(cur.users)
+        users = value_users(cur)
         nxt = self_gated(cur, modules) if act is None else None
         if nxt is not None:
             kind: LayerKind | None = LayerKind.ACTIVATION

@@ -34,7 +34,7 @@ from bnplace.graph.affine import (batchnorm_affine, merge_into_following, merge_
                                   output_channels)
 from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.kinds import (describe, is_average_pool, is_identity, is_max_pool, main_input,
-                                 node_kind, overrides_forward)
+                                 node_kind, overrides_forward, value_users)
 from bnplace.graph.copying import copy_module
 from bnplace.graph.rewriting import finish_graph_module, install_part
 from bnplace.graph.shapes import ChannelLastBatchNorm, output_shape, propagate_shapes
@@ -238,7 +238,7 @@ class _Folder:
     def _preceding_problem(self, part: TracedPart, source: fx.Node, node: fx.Node, bn: nn.Module,
                            modules: dict[str, nn.Module]) -> str | None:
         layer = modules[str(source.target)]
-        others = [u for u in _value_users(source) if u is not node]
+        others = [u for u in value_users(source) if u is not node]
         if others:
             return f"the output of `{self.names[id(layer)]}` also goes to " + ", ".join(
                 _label(part, u, modules) for u in others)
@@ -267,7 +267,7 @@ def _preceding(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
     path = []
     reader, source = node, main_input(node)
     while isinstance(source, fx.Node) and node_kind(source, modules) is not LayerKind.LINEAR:
-        if _value_users(source) != [reader] or not _passes(part, source, modules, True):
+        if value_users(source) != [reader] or not _passes(part, source, modules, True):
             return None, node
         path.append(source)
         reader, source = source, main_input(source)
@@ -300,7 +300,7 @@ def _following(part: TracedPart, node: fx.Node, positive: bool,
     per-channel affine map; or why there is none."""
     cur, flattened, spatial = node, False, None
     while True:
-        users = _value_users(cur)
+        users = value_users(cur)
         if not users:
             return "its output is not used"
         if len(users) > 1:
@@ -404,18 +404,6 @@ def _dropout_problem(part: TracedPart, node: fx.Node,
         return None
     return (f"{_label(part, node, modules)} drops out in eval mode too (its training argument "
             f"is not self.training)")
-
-
-_METADATA_METHODS = ("size", "dim", "ndimension", "numel")
-_METADATA_ATTRIBUTES = ("shape", "ndim", "dtype", "device")
-
-
-def _value_users(node: fx.Node) -> list[fx.Node]:
-    """The users of ``node`` that read its values (not only its shape, like ``x.size(0)``)."""
-    return [u for u in node.users if not (
-        (u.op == "call_method" and u.target in _METADATA_METHODS)
-        or (u.op == "call_function" and u.target is getattr
-            and u.args[1:2] and u.args[1] in _METADATA_ATTRIBUTES))]
 
 
 def _is_flatten(node: fx.Node, modules: dict[str, nn.Module]) -> bool:

@@ -145,6 +145,29 @@ def main_input(node: fx.Node) -> object:
     return node.kwargs.get("input", node.kwargs.get("self"))
 
 
+_METADATA_ATTRIBUTES = ("shape", "ndim", "dtype", "device")
+_METADATA_METHODS = ("size", "dim", "ndimension", "numel")
+_SHAPE_TEMPLATES = ("view_as", "reshape_as", "expand_as", "type_as")
+
+
+def reads_shape_only(user: fx.Node, node: fx.Node) -> bool:
+    """Does ``user`` read only ``node``'s shape or type (``x.shape``, ``x.size(0)``, LeViT's
+    ``bn(x.flatten(0, 1)).reshape_as(x)``)? A BatchNorm moved or merged next to ``node`` keeps
+    both, so such a use is no other user of its values."""
+    if user.op == "call_function" and user.target is getattr:
+        return user.args[1] in _METADATA_ATTRIBUTES
+    if user.op != "call_method":
+        return False
+    if user.target in _METADATA_METHODS:
+        return True
+    return user.target in _SHAPE_TEMPLATES and main_input(user) is not node
+
+
+def value_users(node: fx.Node) -> list[fx.Node]:
+    """The users of ``node`` that read its values, not only its shape."""
+    return [u for u in node.users if not reads_shape_only(u, node)]
+
+
 def with_main_input(args: tuple, kwargs: dict, value: fx.Node) -> tuple[tuple, dict]:
     """A layer call's args and kwargs with its main input replaced by ``value``."""
     if args:
