@@ -13,7 +13,7 @@ from collections.abc import Callable
 import libcst as cst
 
 from bnplace.lint.layers import Layer, Location
-from bnplace.lint.names import LayerType, dotted_text
+from bnplace.lint.names import LayerType, dotted_text, string_literal
 from bnplace.placement import (KERAS_IDENTITY_ACTIVATIONS, LayerKind, activation_function,
                                kind_of_keras_activation)
 
@@ -36,6 +36,10 @@ _KERAS_BIAS_POSITION = {"Dense": 2}
 # Conv2D's before ``groups`` came in ahead of it): a positional argument from here on may be it
 # or the bias switch after it.
 _KERAS_UNORDERED_FROM = 6
+
+# The earliest position any Keras conv takes ``data_format`` at (``Conv2D``'s fifth argument; a
+# transposed conv's sixth, after ``output_padding``).
+_KERAS_DATA_FORMAT_FROM = 4
 
 # What a width argument is worth: an int when it is a constant, None when unknown.
 IntValue = Callable[[cst.BaseExpression | None], int | None]
@@ -146,10 +150,41 @@ def _keras_fields(call: cst.Call, name: str, int_value: IntValue) -> dict:
     width = _KERAS_WIDTH.get(_family(name))
     activation = argument(call, _KERAS_ACTIVATION_POSITION.get(_family(name)), "activation")
     return {"width": int_value(argument(call, *width)) if width else None,
+            "axes": _keras_unit_axes(call, name),
             "has_bias": (None if _maybe_positional(call, name, "use_bias")
                          else _has_bias(call, "keras", name)),
             "activation": (LayerKind.ACTIVATION if _maybe_positional(call, name, "activation")
                            else _keras_activation(activation))}
+
+
+def _keras_unit_axes(call: cst.Call, name: str) -> frozenset[int] | None:
+    """The axis a Keras linear layer's units lie on, in both spellings for a conv (its rank is
+    known): the last (``channels_last``, also the default: the usual ``image_data_format``) or
+    the second (``channels_first``). A ``Dense`` acts on the last axis of any rank. None when
+    ``data_format`` is computed or may be passed by position or ``**kwargs``."""
+    dims = _dims(name)
+    if dims is None:
+        return frozenset({-1})
+    node = argument(call, None, "data_format")
+    positional = [arg for arg in call.args if arg.keyword is None]
+    if node is None and (any(arg.star for arg in call.args)
+                         or len(positional) > _KERAS_DATA_FORMAT_FROM):
+        return None
+    is_none = node is None or isinstance(node, cst.Name) and node.value == "None"
+    layout = "channels_last" if is_none else string_literal(node)
+    if layout == "channels_last":
+        return frozenset({-1, dims + 1})
+    return frozenset({1, -(dims + 1)}) if layout == "channels_first" else None
+
+
+def _keras_batchnorm_axes(call: cst.Call, int_value: IntValue) -> frozenset[int] | None:
+    """The axis a ``BatchNormalization`` normalises: ``axis=`` (the first argument), the last by
+    default; None when it is computed, a list, or may be unpacked."""
+    node = argument(call, 0, "axis")
+    if node is None:
+        return None if may_be_unpacked(call, 0) else frozenset({-1})
+    axis = int_value(node)
+    return None if axis is None else frozenset({axis})
 
 
 def _maybe_positional(call: cst.Call, name: str, keyword: str) -> bool:
@@ -174,8 +209,11 @@ def read_layer(call: cst.Call, layer_type: LayerType, location: Location, defini
         fields = {}
     elif layer_type.framework == "torch":
         fields = _torch_fields(call, name, kind, int_value)
+    elif kind is LayerKind.LINEAR:
+        fields = _keras_fields(call, name, int_value)
     else:
-        fields = _keras_fields(call, name, int_value) if kind is LayerKind.LINEAR else {}
+        fields = {"axes": _keras_batchnorm_axes(call, int_value)} if kind is LayerKind.BATCHNORM \
+            else {}
     return Layer(kind=kind, type_name=name, location=location, definition=definition,
                  framework=layer_type.framework, movable=movable, function=function,
                  guarded=guarded, **fields)

@@ -44,6 +44,10 @@ class Layer:
     ``width`` is the output width of a linear layer or a BN's ``num_features``, when it is a
     constant (``128``, ``HIDDEN``, ``16 * 5 * 5``); ``dims`` the spatial dimensionality (1 for
     Linear/Conv1d/BatchNorm1d, 2 for Conv2d...).
+    ``axes`` is, in every spelling known, the axis a Keras BatchNorm normalises
+    (``axis=1``: ``{1}``; the default: ``{-1}``) or the axis a Keras linear layer's units lie on
+    (``{-1, 3}`` for a channels-last ``Conv2D``, ``{1, -3}`` for a channels-first one, ``{-1}``
+    for a ``Dense`` of unknown input rank); None where not read (PyTorch, a computed axis).
     ``movable`` says a fixer may swap this layer's expression with another's in place.
     ``arguments`` is what a call passes the layer besides its input (``training=training`` in
     ``self.drop(x, training=training)``): a swap of callees leaves it where it is, so it keeps
@@ -64,6 +68,7 @@ class Layer:
     activation: LayerKind | None = None
     width: int | None = None
     dims: int | None = None
+    axes: frozenset[int] | None = None
     movable: bool = False
     arguments: str = ""
     function: str | None = None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from bnplace.lint.findings import Finding
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.lint.rules.rule import Rule, indices_of, neighbour, normalises_one_channel
+from bnplace.lint.rules.rule import Rule, indices_of, neighbour
 from bnplace.placement import LayerKind
 
 BIAS_KEYWORD = {"keras": "use_bias", "torch": "bias"}
@@ -26,9 +26,13 @@ def _feeds_batchnorm(layers: tuple[Layer, ...], i: int) -> bool:
 def _normalises_another_axis(linear: Layer, bn: Layer, reshaped: bool) -> bool:
     """A BN whose channels are not the linear layer's units: ``Linear(z, 6 * 7 * 7)``,
     ``Unflatten`` and ``BatchNorm2d(6)`` leave each unit's bias, varying over the 7 x 7 map,
-    minus only its channel's mean; so does a one-channel BN after a Linear."""
+    minus only its channel's mean. So does a BN of another width (``Linear(d, 64)`` on
+    ``(N, L, d)`` then ``BatchNorm1d(L)``: one mean per position, BNP004's finding) and a
+    Keras BN over another axis (``BatchNormalization(axis=1)`` after a channels-last conv)."""
     return ((reshaped and linear.dims is not None and bn.dims is not None
-             and linear.dims != bn.dims) or normalises_one_channel(linear, bn))
+             and linear.dims != bn.dims)
+            or (linear.width is not None and bn.width is not None and linear.width != bn.width)
+            or (linear.axes is not None and bn.axes is not None and not linear.axes & bn.axes))
 
 
 def check(description: Description) -> Iterator[Finding]:
@@ -63,7 +67,11 @@ RULE = Rule(
          "parameter passed on, `LeakyReLU(0.2)`) may be a real one, so it counts as one. A BN "
          "whose channels are not the layer's units keeps the bias: `Linear(z, 6 * 7 * 7)`, "
          "`Unflatten` to `(6, 7, 7)`, `BatchNorm2d(6)` (each unit's bias varies over the map), "
-         "or a `BatchNorm1d(1)` over an `(N, 1, L)` input.",
+         "a `BatchNorm1d(1)` over an `(N, 1, L)` input, a BN whose `num_features` is not the "
+         "layer's width (`Linear(d, 64)` on `(N, L, d)` then `BatchNorm1d(L)`: one mean per "
+         "position; BNP004 reports the mismatch), or a Keras `BatchNormalization(axis=...)` "
+         "over an axis that is not the layer's units (`axis=1` after a channels-last "
+         "`Conv2D` or after a `Dense`, whose input may have more than two axes).",
     why="BatchNorm subtracts the batch mean from each channel, so a constant added per channel "
         "just before it cancels out; BN's own shift (beta) plays its part. The bias is wasted "
         "parameters and compute. Ioffe & Szegedy 2015 (section 3.2) note the bias \"can be "
