@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 from bnplace.lint.findings import Finding
 from bnplace.lint.layers import Description, Layer, Location
-from bnplace.lint.rules.rule import FULLY_CONNECTED, Rule, indices_of, neighbour
+from bnplace.lint.rules.rule import (FULLY_CONNECTED, LOOKED_THROUGH, Rule, indices_of,
+                                     neighbour)
 from bnplace.placement import LayerKind
+
+_ON_LOGITS = LOOKED_THROUGH | {LayerKind.DROPOUT}
 
 
 def _is_output(layers: tuple[Layer, ...], index: int, linear: Layer,
@@ -39,7 +42,9 @@ def check(description: Description) -> Iterator[Finding]:
     read_on = _sigmoids_read_on(description)
     for layers in description.sequences:
         for i in indices_of(layers, LayerKind.BATCHNORM):
-            before, after = neighbour(layers, i, -1), neighbour(layers, i, 1)
+            # a Dropout on the logits (``F.dropout`` then the BN) leaves them logits
+            before = neighbour(layers, i, -1, through=_ON_LOGITS)
+            after = neighbour(layers, i, 1, through=_ON_LOGITS)
             if (before is None or after is None or layers[before].kind is not LayerKind.LINEAR
                     or layers[before].activation is not None
                     or not _is_output(layers, after, layers[before], read_on)):
@@ -61,7 +66,9 @@ RULE = Rule(
          "output unit, and that no other code computes on (G-ODIN divides its logits by "
          "`Sequential(Linear(d, 1), BatchNorm1d(1), Sigmoid())`). A sigmoid anywhere else is a "
          "hidden activation or a gate (attention blocks end `Conv2d(c, 1, 1), BatchNorm2d(1), "
-         "Sigmoid()`) and is not reported.",
+         "Sigmoid()`) and is not reported. A Dropout on either side of the BatchNorm "
+         "(`Linear`, `F.dropout`, `BatchNorm1d`, `log_softmax`) is looked through: what it "
+         "drops are still the logits.",
     why="BatchNorm forces each logit to zero mean and unit variance over the batch, so the "
         "network can no longer express how confident it is or which classes are a priori likely; "
         "the batch composition leaks into every prediction. Ioffe & Szegedy 2015 normalise the "
