@@ -617,7 +617,32 @@ class _Describer:
             return (left or (self._opaque(node.left),)) + (right or (self._opaque(node.right),))
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
             return self._repeated(node, frame)
+        if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
+            return self._flattened(node, frame)
         return None
+
+    def _flattened(self, node: cst.ListComp | cst.GeneratorExp, frame: _Frame) -> Layers | None:
+        """``[m for a, b in zip(w, w[1:]) for m in (nn.Linear(a, b), nn.BatchNorm1d(b))]``: the
+        written layers once per outer item, read as ``_repeated`` reads an unknown count (the
+        copies after the first fixed in place). An ``if`` clause may drop any of them. None for
+        any other comprehension."""
+        clauses = [node.for_in]
+        while clauses[-1].inner_for_in is not None:
+            clauses.append(clauses[-1].inner_for_in)
+        last = clauses[-1]
+        if not (isinstance(node.elt, cst.Name) and isinstance(last.target, cst.Name)
+                and last.target.value == node.elt.value
+                and isinstance(last.iter, (cst.List, cst.Tuple))):
+            return None
+        filtered = any(clause.ifs for clause in clauses)
+        frame.conditional += filtered
+        frame.guarded += filtered
+        layers = self._layers_of(last.iter, frame)
+        frame.conditional -= filtered
+        frame.guarded -= filtered
+        if layers is None or len(clauses) == 1:
+            return layers
+        return layers + _fixed_in_place(layers)
 
     def _repeated(self, node: cst.BinaryOperation, frame: _Frame) -> Layers | None:
         """``[a, b] * 3`` (or ``n * layers``): the list again after itself, so the last layer of
