@@ -13,6 +13,8 @@ Only the lines a fix changes are rewritten; the rest of the file stays byte for 
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
@@ -22,6 +24,8 @@ from bnplace.lint.layer_calls import argument, bias_parameter
 from bnplace.lint.verbatim import merged, normalised
 
 Span = tuple[int, int, int, int]
+# What may follow a layer on its row for the row's comment to be the layer's: ``,``, brackets.
+_CLOSING = re.compile(r"[\s,)\]]*(#.*)?")
 
 
 def _span(location: Location) -> Span:
@@ -46,26 +50,48 @@ def apply_fixes(code: str, findings: list[Finding]) -> str:
             linear = finding.layers[0]
             no_bias[_span(linear.definition)] = bias_parameter(linear.framework,
                                                                linear.type_name)
-    wrapper = MetadataWrapper(cst.parse_module(normalised(code)))
+    source = normalised(code)
+    wrapper = MetadataWrapper(cst.parse_module(source))
     nodes = _NodesAt(set(swaps))
     wrapper.visit(nodes)
     if len(nodes.found) != len(swaps):  # a span that is no single expression: leave it
         swaps = {a: b for a, b in swaps.items() if a in nodes.found and b in nodes.found}
-    fixed = wrapper.visit(_Fixer(swaps, nodes.found, no_bias))
+    comments = _travelling_comments(source, swaps, nodes.line_ends)
+    fixed = wrapper.visit(_Fixer(swaps, nodes.found, no_bias, comments))
     return merged(code, wrapper.module.code, fixed.code)
 
 
+def _travelling_comments(source: str, swaps: dict[Span, Span],
+                         line_ends: dict[int, cst.TrailingWhitespace]
+                         ) -> dict[int, cst.TrailingWhitespace]:
+    """The line ends to write on each row once two layers written one per line trade places:
+    a layer's end-of-line comment (``nn.Dropout(),  # regularise``) goes with it. Only for a
+    layer that starts its row and a pair on different rows; other comments stay put."""
+    rows = source.split("\n")
+
+    def alone(span: Span) -> bool:
+        return (not rows[span[0] - 1][:span[1]].strip() and span[2] in line_ends
+                and _CLOSING.fullmatch(rows[span[2] - 1][span[3]:]) is not None)
+
+    return {a[2]: line_ends[b[2]] for a, b in swaps.items()
+            if a[2] != b[2] and alone(a) and alone(b)}
+
+
 class _NodesAt(cst.CSTVisitor):
-    """Finds the expression nodes at given spans (the outermost one, when several share one)."""
+    """Finds the expression nodes at given spans (the outermost one, when several share one),
+    and the line end (its whitespace and comment) of every row."""
 
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, spans: set[Span]) -> None:
         self.spans = spans
         self.found: dict[Span, cst.BaseExpression] = {}
+        self.line_ends: dict[int, cst.TrailingWhitespace] = {}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, cst.BaseExpression):
+        if isinstance(node, cst.TrailingWhitespace):
+            self.line_ends[self.get_metadata(PositionProvider, node).start.line] = node
+        elif isinstance(node, cst.BaseExpression):
             span = _range_span(self.get_metadata(PositionProvider, node))
             if span in self.spans and span not in self.found:
                 self.found[span] = node
@@ -76,11 +102,15 @@ class _Fixer(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, swaps: dict[Span, Span], nodes: dict[Span, cst.BaseExpression],
-                 no_bias: dict[Span, tuple[int | None, str]]) -> None:
+                 no_bias: dict[Span, tuple[int | None, str]],
+                 comments: dict[int, cst.TrailingWhitespace]) -> None:
         super().__init__()
-        self.swaps, self.nodes, self.no_bias = swaps, nodes, no_bias
+        self.swaps, self.nodes, self.no_bias, self.comments = swaps, nodes, no_bias, comments
 
     def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:
+        if isinstance(original, cst.TrailingWhitespace):
+            row = self.get_metadata(PositionProvider, original).start.line
+            return self.comments.get(row, updated)
         if not isinstance(original, cst.BaseExpression):
             return updated
         span = _range_span(self.get_metadata(PositionProvider, original))

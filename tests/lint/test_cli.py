@@ -90,7 +90,7 @@ def test_diff_changes_nothing_and_applies_to_the_same_result_as_fix(
     original = target.read_text()
     code, diff = _run("lint", "--diff", str(target))
     assert code == 1 and target.read_text() == original
-    assert "+        layers.BatchNormalization(),\n" in diff
+    assert "+        layers.BatchNormalization(),  # the Lesson 3 habit\n" in diff
     patch = tmp_path / "fix.patch"
     patch.write_text(diff.replace("Would fix 2 errors.\n", ""))
     subprocess.run(["patch", "-s", str(target), str(patch)], check=True)

@@ -12,7 +12,7 @@ from bnplace.lint.files import SourceFile
 from tests.lint.helpers import FIXTURES, fixed_at, module_source
 
 CASES = {
-    "keras list, comment stays on its line": (
+    "keras list, a comment goes with its layer": (
         "model = Sequential([\n"
         "    Dense(64, activation='relu'),\n"
         "    Dropout(0.5),\n"
@@ -20,8 +20,8 @@ CASES = {
         "])\n",
         "model = Sequential([\n"
         "    Dense(64, activation='relu'),\n"
-        "    BatchNormalization(momentum=0.9),\n"
-        "    Dropout(0.5),  # lesson 3\n"
+        "    BatchNormalization(momentum=0.9),  # lesson 3\n"
+        "    Dropout(0.5),\n"
         "])\n"),
     "functional api": (
         "x = Dense(64, use_bias=False)(x)\nx = Dropout(0.5)(x)\nx = BatchNormalization()(x)\n",
