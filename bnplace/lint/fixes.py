@@ -24,7 +24,9 @@ from bnplace.lint.layer_calls import argument, bias_parameter
 from bnplace.lint.verbatim import merged, normalised
 
 Span = tuple[int, int, int, int]
-# What may follow a layer on its row for the row's comment to be the layer's: ``,``, brackets.
+# What may come before and after a layer on its row for the row's comment to be the layer's:
+# brackets (a named pair, ``("drop", nn.Dropout())``, is a tuple without its parentheses), ``,``.
+_OPENING = re.compile(r"[\s(\[]*")
 _CLOSING = re.compile(r"[\s,)\]]*(#.*)?")
 
 
@@ -66,11 +68,12 @@ def _travelling_comments(source: str, swaps: dict[Span, Span],
                          ) -> dict[int, cst.TrailingWhitespace]:
     """The line ends to write on each row once two layers written one per line trade places:
     a layer's end-of-line comment (``nn.Dropout(),  # regularise``) goes with it. Only for a
-    layer that starts its row and a pair on different rows; other comments stay put."""
+    layer alone on its rows and a pair on different rows; other comments stay put."""
     rows = source.split("\n")
 
     def alone(span: Span) -> bool:
-        return (not rows[span[0] - 1][:span[1]].strip() and span[2] in line_ends
+        return (_OPENING.fullmatch(rows[span[0] - 1][:span[1]]) is not None
+                and span[2] in line_ends
                 and _CLOSING.fullmatch(rows[span[2] - 1][span[3]:]) is not None)
 
     return {a[2]: line_ends[b[2]] for a, b in swaps.items()

@@ -110,3 +110,15 @@ def test_a_sequence_length_batchnorm_after_a_linear_keeps_the_bias() -> None:
               "        return F.relu(self.bn(self.proj(x)))\n")
     assert code_positions(source) == [("BNP004", 12, 22)]
     assert fixed_at(source)[0] == source
+
+
+def test_a_named_pair_takes_its_comment_with_it() -> None:
+    source = ("from collections import OrderedDict\n" + _TORCH + "seq = nn.Sequential(OrderedDict([\n"
+              "    ('fc', nn.Linear(8, 8, bias=False)),  # lin\n"
+              "    ('drop', nn.Dropout(0.2)),  # drop\n"
+              "    ('bn', nn.BatchNorm1d(8)),  # bn\n"
+              "]))\n")
+    assert code_positions(source) == [("BNP001", 8, 5)]
+    assert fixed_at(source) == (source.replace(
+        "    ('drop', nn.Dropout(0.2)),  # drop\n    ('bn', nn.BatchNorm1d(8)),  # bn\n",
+        "    ('bn', nn.BatchNorm1d(8)),  # bn\n    ('drop', nn.Dropout(0.2)),  # drop\n"), [])
