@@ -10,6 +10,7 @@ from typing import Any
 from torch import fx, nn
 
 from bnplace.graph.channels import channels_first, keeps_channels
+from bnplace.graph.frozen import is_frozen_batchnorm
 from bnplace.graph.gated import self_gated
 from bnplace.graph.kinds import (activation_of, call_name, describe, is_add, is_arithmetic,
                                  is_identity, is_mul, is_normalization, is_pooling, is_reshape,
@@ -184,7 +185,7 @@ def _walk(part: TracedPart, linear: fx.Node, kinds: dict[fx.Node, LayerKind | No
     if act is None:
         return None
     members = [n for n in (linear, act, drop, bn) if n is not None]
-    skipped = (skipped or _shared_member(part, members, kinds, calls)
+    skipped = (skipped or _frozen(part, bn, modules) or _shared_member(part, members, kinds, calls)
                or _trailing_batchnorm(part, cur, bn, modules, kinds)
                or _output_squashing(part, cur, act, modules)
                or _gate(part, cur, act, modules))
@@ -218,6 +219,16 @@ def _placement(met: list[fx.Node], act: fx.Node, drop: fx.Node | None,
     if act in before:
         return Placement.AFTER_ACTIVATION
     return Placement.BEFORE_ACTIVATION
+
+
+def _frozen(part: TracedPart, bn: fx.Node | None, modules: dict[str, nn.Module]) -> str | None:
+    """Why a chain whose BN is frozen (torchvision's ``FrozenBatchNorm2d``, see :mod:`.frozen`)
+    stays: its statistics were fixed for the backbone's pretrained weights, where it is."""
+    if bn is None or bn.op != "call_module" or not is_frozen_batchnorm(modules[str(bn.target)]):
+        return None
+    return (f"`{_name(part, bn)}` is a {describe(bn, modules)}: its statistics and affine are "
+            f"fixed buffers, fitted to the values at this place of a pretrained backbone, so "
+            f"bnplace neither moves nor removes it")
 
 
 def _shared_member(part: TracedPart, members: list[fx.Node],

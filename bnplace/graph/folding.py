@@ -33,9 +33,10 @@ from torch.nn.utils import parametrize
 from bnplace.graph.affine import (batchnorm_affine, merge_into_following, merge_into_preceding,
                                   output_channels)
 from bnplace.graph.channels import channels_first, keeps_channels
-from bnplace.graph.kinds import (describe, is_average_pool, is_identity, is_max_pool, main_input,
-                                 node_kind, overrides_forward, value_users)
+from bnplace.graph.kinds import (call_name, describe, is_average_pool, is_identity, is_max_pool,
+                                 main_input, node_kind, overrides_forward, value_users)
 from bnplace.graph.copying import copy_module
+from bnplace.graph.frozen import is_frozen_batchnorm
 from bnplace.graph.rewriting import finish_graph_module, install_part
 from bnplace.graph.shapes import ChannelLastBatchNorm, output_shape, propagate_shapes
 from bnplace.graph.tracing import TracedPart, trace
@@ -126,7 +127,11 @@ class _Folder:
         modules = dict(part.module.named_modules())
         needs_graph = False
         for node in list(part.graph.nodes):
-            if node.op != "call_module" or not isinstance(modules[str(node.target)], _BatchNorm):
+            if node.op != "call_module" and node_kind(node, modules) is LayerKind.BATCHNORM:
+                self.report.left[part.qualified(node.name)] = (
+                    f"it is a functional {describe(node, modules)} call, whose statistics and "
+                    f"affine are arguments; fold merges BatchNorm modules only")
+            if node.op != "call_module" or not _is_batchnorm(modules[str(node.target)]):
                 continue
             bn = modules[str(node.target)]
             name = self.names[id(bn)]
@@ -145,7 +150,7 @@ class _Folder:
         """Every BN module neither folded nor left yet was never called in a traced graph."""
         done = {f.batchnorm for f in self.report.folded} | set(self.report.left)
         for name, m in self.model.named_modules():
-            if isinstance(m, _BatchNorm) and name not in done:
+            if _is_batchnorm(m) and name not in done:
                 owner = max((u for u in untraced if not u or name.startswith(f"{u}.")), key=len,
                             default=None)
                 self.report.left[name] = (
@@ -161,7 +166,7 @@ class _Folder:
                 f"{part.updates_buffers}")
 
     def _batchnorm_problem(self, bn: nn.Module) -> str | None:
-        if not bn.track_running_stats or bn.running_var is None:
+        if not getattr(bn, "track_running_stats", True) or bn.running_var is None:
             return "it normalises with batch statistics at inference (track_running_stats=False)"
         if isinstance(bn.running_var, nn.parameter.UninitializedBuffer):
             return "it is a lazy BatchNorm that has not seen an input yet"
@@ -170,7 +175,7 @@ class _Folder:
         if _hooked(bn):  # a feature-extraction hook on it would never fire again
             return "it has forward hooks, which would stop firing once it is merged away"
         if type(bn).forward not in (_BatchNorm.forward, nn.SyncBatchNorm.forward,
-                                    ChannelLastBatchNorm.forward):
+                                    ChannelLastBatchNorm.forward) and not is_frozen_batchnorm(bn):
             return f"{type(bn).__name__} overrides forward, so its map is unknown"
         return None
 
@@ -182,12 +187,15 @@ class _Folder:
         source = main_input(node)
         linear, reader = _preceding(part, node, modules)
         if linear is not None:
-            problem = self._preceding_problem(part, linear, reader, bn, modules)
+            problem = self._preceding_problem(part, linear, reader, bn, output_shape(source),
+                                              modules)
             if problem is None:
                 layer, copy_of = self._own_layer(part, linear, modules)
                 merge_into_preceding(layer, scale, shift)
                 return FoldedBatchNorm(name, self.names[id(layer)], "preceding", copy_of)
             before = problem
+        elif node_kind(source, modules) is LayerKind.LINEAR:
+            before = f"it is fed by {_functional(part, source, modules)}"
         else:
             before = f"it is fed by {_label(part, source, modules)}, not a Linear/Conv"
         path = _following(part, node, bool((scale > 0).all()), modules)
@@ -236,7 +244,10 @@ class _Folder:
         return None
 
     def _preceding_problem(self, part: TracedPart, source: fx.Node, node: fx.Node, bn: nn.Module,
-                           modules: dict[str, nn.Module]) -> str | None:
+                           shape: tuple[int, ...] | None, modules: dict[str, nn.Module]
+                           ) -> str | None:
+        """Why ``bn``, reading values of ``shape`` that ``node`` computes from the output of
+        ``source``, cannot merge into that layer; None when it can."""
         layer = modules[str(source.target)]
         others = [u for u in value_users(source) if u is not node]
         if others:
@@ -246,11 +257,21 @@ class _Folder:
         if problem:
             return problem
         width = output_channels(layer)
-        if width != bn.num_features:
-            return f"`{self.names[id(layer)]}` has {width} outputs, the BN {bn.num_features}"
-        if not _channel_axes_match(layer, bn, output_shape(source)):
+        if width != _channels(bn):
+            return f"`{self.names[id(layer)]}` has {width} outputs, the BN {_channels(bn)}"
+        if not _channel_axes_match(layer, bn, shape):
             return f"the BN does not normalise the output axis of `{self.names[id(layer)]}`"
         return None
+
+
+def _is_batchnorm(module: nn.Module) -> bool:
+    """A BatchNorm module, or a frozen one (torchvision's ``FrozenBatchNorm2d``: the same map)."""
+    return isinstance(module, _BatchNorm) or is_frozen_batchnorm(module)
+
+
+def _channels(bn: nn.Module) -> int:
+    """How many channels a BN normalises (a frozen one has no ``num_features``)."""
+    return bn.running_var.shape[0]
 
 
 def _hooked(module: nn.Module) -> bool:
@@ -267,7 +288,7 @@ def _preceding(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
     path = []
     reader, source = node, main_input(node)
     while isinstance(source, fx.Node) and node_kind(source, modules) is not LayerKind.LINEAR:
-        if value_users(source) != [reader] or not _passes(part, source, modules, True):
+        if value_users(source) != [reader] or not _passes(part, source, modules, None):
             return None, node
         path.append(source)
         reader, source = source, main_input(source)
@@ -277,11 +298,21 @@ def _preceding(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]
     return source, reader
 
 
-def _passes(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module], first: bool) -> bool:
-    """Is ``node`` the identity on the channels of a layer output at inference?"""
+def _passes(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module],
+            first: bool | None) -> bool:
+    """Is ``node`` the identity on the channels of a layer output at inference? ``first``: are
+    they on axis 1 (a Conv's) or last (a Linear's); None while not known, for either.
+
+    On a Linear's output a flatten of the leading axes (LeViT's ``bn(l(x).flatten(0, 1))``)
+    keeps each channel whole too: into a BN over ``(N, C)`` (checked against the recorded shape
+    when there is one), ``flatten(0, e)`` leaves the last axis alone."""
     if node_kind(node, modules) is LayerKind.DROPOUT:
         return _dropout_problem(part, node, modules) is None
-    return keeps_channels(node, modules, first)
+    axes = _flatten_axes(node)
+    if axes is not None and not first:
+        start, end = axes
+        return start == 0 and isinstance(end, int) and (end >= 0 or end == -2)
+    return keeps_channels(node, modules, first is not False)
 
 
 @dataclass(frozen=True)
@@ -313,7 +344,7 @@ def _following(part: TracedPart, node: fx.Node, positive: bool,
         kind = node_kind(nxt, modules)
         if kind is LayerKind.LINEAR:
             if nxt.op != "call_module":
-                return f"it is followed by functional {_label(part, nxt, modules)}"
+                return f"it is followed by {_functional(part, nxt, modules)}"
             return _Path(nxt, flattened, spatial)
         problem = None
         if kind is LayerKind.DROPOUT:
@@ -344,8 +375,8 @@ def _following_problem(layer: nn.Module, name: str, bn: nn.Module, path: _Path,
     if isinstance(layer, nn.modules.conv._ConvNd):
         if path.flattened or channel_last:
             return f"`{name}` does not read the BN's channels on its channel axis"
-        if layer.in_channels != bn.num_features:
-            return f"`{name}` reads {layer.in_channels} channels, the BN has {bn.num_features}"
+        if layer.in_channels != _channels(bn):
+            return f"`{name}` reads {layer.in_channels} channels, the BN has {_channels(bn)}"
         if _pads_with_zeros(layer):
             return (f"`{name}` pads with zeros, which never went through the BN (padding=0 or "
                     f"a padding_mode other than 'zeros' would fold)")
@@ -356,10 +387,10 @@ def _following_problem(layer: nn.Module, name: str, bn: nn.Module, path: _Path,
         repeat = _features_per_channel(layer, bn, path)
         if repeat is None:
             return (f"`{name}` reads {layer.in_features} features, which are not the BN's "
-                    f"{bn.num_features} channels flattened")
+                    f"{_channels(bn)} channels flattened")
         return None
-    if layer.in_features != bn.num_features:
-        return f"`{name}` reads {layer.in_features} features, the BN has {bn.num_features}"
+    if layer.in_features != _channels(bn):
+        return f"`{name}` reads {layer.in_features} features, the BN has {_channels(bn)}"
     shape = output_shape(bn_input)
     if not channel_last and shape is not None and len(shape) != 2:
         return f"`{name}` reads the last axis of a {len(shape)}-d output, not the BN's channels"
@@ -369,11 +400,11 @@ def _following_problem(layer: nn.Module, name: str, bn: nn.Module, path: _Path,
 def _features_per_channel(layer: nn.Linear, bn: nn.Module, path: _Path) -> int | None:
     """How many consecutive input features of ``layer`` each BN channel became by flattening."""
     if path.spatial is not None:
-        fits = layer.in_features == bn.num_features * path.spatial
+        fits = layer.in_features == _channels(bn) * path.spatial
         return path.spatial if fits else None
-    if layer.in_features % bn.num_features:
+    if layer.in_features % _channels(bn):
         return None
-    return layer.in_features // bn.num_features
+    return layer.in_features // _channels(bn)
 
 
 def _channel_axes_match(layer: nn.Module, bn: nn.Module, shape: tuple[int, ...] | None) -> bool:
@@ -412,16 +443,24 @@ def _is_flatten(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
         m = modules[str(node.target)]
         return isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1
-    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-    if name == "flatten" and (node.op == "call_method" or node.target is torch.flatten):
-        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-        return start == 1 and end == -1
-    if name in ("view", "reshape"):
+    axes = _flatten_axes(node)
+    if axes is not None:
+        return axes == (1, -1)
+    if call_name(node) in ("view", "reshape"):
         before, after = output_shape(main_input(node)), output_shape(node)
         return (before is not None and after is not None and len(before) > 2
                 and after == (before[0], math.prod(before[1:])))
     return False
+
+
+def _flatten_axes(node: fx.Node) -> tuple[Any, Any] | None:
+    """``(start_dim, end_dim)`` of a ``torch.flatten``/``Tensor.flatten`` call; None otherwise."""
+    if not (node.op == "call_method" and node.target == "flatten"
+            or node.op == "call_function" and node.target is torch.flatten):
+        return None
+    start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+    end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+    return start, end
 
 
 def _spatial_size(before: fx.Node) -> int | None:
@@ -463,6 +502,12 @@ def _remove_from_sequential(root: nn.Module, target: str) -> bool:
         return False
     delattr(parent, key)
     return True
+
+
+def _functional(part: TracedPart, node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    """Why a functional ``F.conv2d``/``F.linear`` takes no BN: its weight is only an argument."""
+    return (f"functional {_label(part, node, modules)}, whose weight is an argument of the call, "
+            f"not a Linear/Conv module's parameter that fold can rewrite")
 
 
 def _label(part: TracedPart, node: Any, modules: dict[str, nn.Module]) -> str:

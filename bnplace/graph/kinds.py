@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from bnplace.graph.frozen import is_frozen_batchnorm
 from bnplace.graph.tracing import module_types
 from bnplace.placement import LAYER_NAMES, LayerKind, activation_function
 
@@ -66,7 +67,9 @@ _NORM_FUNCTIONS = tuple(getattr(F, name) for name in ("layer_norm", "group_norm"
 
 
 def module_kind(module: nn.Module) -> LayerKind | None:
-    """The chain role of a module instance (subclasses included)."""
+    """The chain role of a module instance (subclasses included; a frozen BN is a BatchNorm)."""
+    if is_frozen_batchnorm(module):
+        return LayerKind.BATCHNORM
     for kind in (LayerKind.BATCHNORM, LayerKind.LINEAR, LayerKind.ACTIVATION, LayerKind.DROPOUT):
         if isinstance(module, module_types(kind)):
             return kind

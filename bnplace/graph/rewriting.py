@@ -275,8 +275,10 @@ def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.Graph
         legalize_graph(gm)  # builds a new graph
         part.graph = gm.graph
     materialize_training_flag(part.graph, part.add_module)
+    unread = set()
     for node in list(part.graph.nodes):  # attributes a removed functional BN read
         if node.op == "get_attr" and not node.users:
+            unread.add(str(node.target))
             part.graph.erase_node(node)
     called = {n.target for n in part.graph.nodes if n.op == "call_module"}
     gone = [t for t in removed if t not in called]
@@ -287,8 +289,26 @@ def _finish_part(part: TracedPart, removed: set[str], reorder: bool) -> fx.Graph
         return gm
     for target in gone:
         gm.delete_submodule(target)
+    _drop_unread_tensors(gm, unread)
     gm.recompile()
     return gm
+
+
+def _drop_unread_tensors(gm: fx.GraphModule, targets: set[str]) -> None:
+    """Delete the parameters and buffers at ``targets`` that the graph no longer reads, as a
+    GraphModule built afresh would not copy them: the ``weight`` and ``bias`` of a removed
+    ``F.batch_norm`` over a module's own tensors would get no gradient, which DDP (with
+    ``find_unused_parameters=False``) and optimizers do not expect. Those of a module the graph
+    still calls stay."""
+    read = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    called = [str(n.target) for n in gm.graph.nodes if n.op == "call_module"]
+    for target in targets - read:
+        owner_name, _, attr = target.rpartition(".")
+        if any(f"{target}.".startswith(f"{c}.") for c in called):
+            continue
+        owner = gm.get_submodule(owner_name)
+        if attr in owner._parameters or attr in owner._buffers:
+            delattr(owner, attr)
 
 
 def finish_graph_module(gm: fx.GraphModule) -> fx.GraphModule:

@@ -41,6 +41,7 @@ import torch
 from torch import fx, nn
 
 from bnplace.graph.buffers import kept_buffers, updated_in_graph
+from bnplace.graph.frozen import is_frozen_batchnorm
 from bnplace.graph.none_checks import savable_none_checks
 from bnplace.graph.positional import positionally_used
 from bnplace.placement import LAYER_NAMES, LayerKind
@@ -148,7 +149,8 @@ class ChainTracer(fx.Tracer):
         if compiled is not None:
             self.compiled.setdefault(module_qualified_name, compiled)
             return True
-        if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types):
+        if module_qualified_name in self._leaf_names or isinstance(m, self._leaf_types) \
+                or is_frozen_batchnorm(m):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
