@@ -21,11 +21,34 @@ def save_whole(obj: Any, path: Path) -> None:
     """``torch.save(obj, path)``, all or nothing; InputError naming ``path`` when it fails."""
     import torch
 
+    parametrized = _parametrized(obj)
+    if parametrized is not None:
+        module, tensor = parametrized
+        owner = f"`{module}`" if module else "the model itself"
+        raise InputError(
+            f"cannot save to {path}: `{f'{module}.' if module else ''}{tensor}` is parametrized "
+            f"(torch.nn.utils.parametrize), which torch.save refuses: call "
+            f"parametrize.remove_parametrizations on {owner} for {tensor!r} first (it keeps the "
+            f"current value), or save the model's state_dict()")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, functools.partial(torch.save, obj))
     except Exception as err:  # an unwritable place, or a module that cannot be pickled
         raise InputError(f"cannot save to {path}: {_reason(err)}") from None
+
+
+def _parametrized(obj: Any) -> tuple[str, str] | None:
+    """The first parametrized tensor of ``obj`` (module name, tensor name): torch.save pickles
+    none, and its error is cut off at a line break, after "See:"."""
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    if not isinstance(obj, nn.Module):
+        return None
+    for name, m in obj.named_modules():
+        if parametrize.is_parametrized(m):
+            return name, next(iter(m.parametrizations))
+    return None
 
 
 def _reason(err: Exception) -> str:

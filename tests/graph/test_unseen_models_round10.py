@@ -8,19 +8,23 @@
   call but left its parameters on the model, unused (no gradient: DDP with
   ``find_unused_parameters=False`` fails); ``fold`` did not list it in ``report.left``;
 * LeViT's ``Linear_BN`` (``bn(l(x).flatten(0, 1)).reshape_as(x)``) is now folded exactly;
-* fold said a BN after ``F.conv2d`` was "fed by `conv2d` (F.conv2d), not a Linear/Conv"; it now
-  says why a functional layer takes no BN.
+* a parametrized model saved with ``--output`` got torch's error cut off after "See:"; fold
+  said a BN after ``F.conv2d`` was "fed by `conv2d` (F.conv2d), not a Linear/Conv".
 """
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from click.testing import CliRunner
 from torch import nn
 
 from bnplace import Placement
+from bnplace.cli import main
 from bnplace.graph import find_chains, fold_with_report, rewrite
 from bnplace.graph.rewriting import BnplaceWarning
 from tests.graph.helpers import trained_statistics
@@ -195,3 +199,29 @@ def test_a_flatten_into_a_batchnorm_over_the_wrong_axis_is_left() -> None:
     assert fold_with_report(model, x)[1].left == {
         "bn": "the BN does not normalise the output axis of `l`; it is followed by `relu` "
               "(F.relu), which it cannot pass"}
+
+
+def test_saving_a_parametrized_model_says_what_to_do(tmp_path: Path) -> None:
+    source = tmp_path / "param.py"
+    source.write_text(
+        "from torch import nn\n"
+        "from torch.nn.utils import parametrize\n\n"
+        "class Twice(nn.Module):\n"
+        "    def forward(self, w):\n"
+        "        return 2 * w\n\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+        "        parametrize.register_parametrization(self[0], 'weight', Twice())\n")
+    target = tmp_path / "out.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = CliRunner().invoke(main, ["rewrite", "--model", f"{source}:Net", "--placement",
+                                           "before-activation", "--output", str(target)])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: cannot save to {target}: `0.weight` is parametrized "
+        f"(torch.nn.utils.parametrize), which torch.save refuses: call "
+        f"parametrize.remove_parametrizations on `0` for 'weight' first (it keeps the current "
+        f"value), or save the model's state_dict()")
+    assert not target.exists()
