@@ -52,7 +52,8 @@ def kept_buffers(module: nn.Module) -> Iterator[dict[str, str]]:
         yield changed
     finally:
         for owner_name, owner, attr, buf, version, value in before:
-            replaced = owner._buffers.get(attr) is not buf
+            # a TorchScript module's ``_buffers`` is a mapping without ``get``
+            replaced = attr not in owner._buffers or owner._buffers[attr] is not buf
             if not replaced and buf._version == version:
                 continue
             changed[f"{owner_name}.{attr}" if owner_name else attr] = owner_name

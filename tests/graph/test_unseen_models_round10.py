@@ -225,3 +225,31 @@ def test_saving_a_parametrized_model_says_what_to_do(tmp_path: Path) -> None:
         f"parametrize.remove_parametrizations on `0` for 'weight' first (it keeps the current "
         f"value), or save the model's state_dict()")
     assert not target.exists()
+
+
+class ScriptedBody(nn.Module):
+    """A stem traced by fx and a body compiled with ``torch.jit.script``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.SiLU())
+        self.body = torch.jit.script(nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8),
+                                                   nn.ReLU()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(x))
+
+
+def test_example_inputs_work_beside_a_scripted_submodule() -> None:
+    # kept_buffers read a TorchScript module's _buffers with .get, which it lacks
+    x = torch.randn(2, 3, 6, 6)
+    model = trained_statistics(ScriptedBody(), x)
+    chains = find_chains(model, x)
+    assert [(c.linear, c.batchnorm, c.placement) for c in chains] == [
+        ("stem.0", "stem.1", Placement.BEFORE_ACTIVATION)]
+    assert chains.untraced == {
+        "body": "a TorchScript module (torch.jit.script): its compiled forward is kept as it is"}
+    with pytest.warns(BnplaceWarning):
+        moved = rewrite(model, Placement.AFTER_ACTIVATION, x)
+    assert [(c.linear, c.placement) for c in find_chains(moved, x)] == [
+        ("stem.0", Placement.AFTER_ACTIVATION)]
