@@ -22,6 +22,7 @@ from bnplace.tune.data_checks import check_classes, check_finite_inputs, warn_ab
 
 SPLIT_SEED = 0  # the train/val split never changes between runs, workers or seeds
 VAL_FRACTION = 0.2
+PARTS = ("inputs", "targets")  # what a (train, val) part pairs, in order
 ON_DEVICE_LIMIT_BYTES = 1 << 30  # larger tensor sets stay in host memory and move per batch
 SHUFFLE_CHUNK_BYTES = 64 << 20  # the most a shuffled epoch copies at once
 
@@ -250,12 +251,28 @@ def _batches(part: Any, label: str) -> Batches:
     if isinstance(part, TensorDataset):
         part = part.tensors
     if isinstance(part, (tuple, list)) and len(part) == 2:
-        inputs, targets = (torch.as_tensor(t) for t in part)
+        inputs, targets = (_tensor(t, f"{label} {what}") for t, what in zip(part, PARTS))
         return TensorBatches(inputs, _class_indices(targets, label))  # inputs may be token ids
     once = (": an iterator is read once, and every epoch reads the data again"
             if isinstance(part, Iterator) else "")
     raise SpecError(f"{label} data must be an (inputs, targets) pair, a TensorDataset or a "
                     f"DataLoader, got {type(part).__name__}{once}")
+
+
+def _tensor(values: Any, what: str) -> torch.Tensor:
+    """``values`` as a tensor, cut from any autograd graph: features a pretrained network computed
+    outside ``torch.no_grad()`` would fail every trial's second backward through that graph.
+    Values no tensor holds (class names as text, ragged rows) are a one-line error."""
+    try:
+        return torch.as_tensor(values).detach()
+    except (TypeError, ValueError, RuntimeError) as err:
+        text = next((v for v in np.asarray(values, dtype=object).flat
+                     if isinstance(v, (str, bytes))), None)
+        if text is not None:
+            raise SpecError(f"the {what} hold text ({text!r}, ...), not numbers: turn class names "
+                            "into class indices 0..K-1 first (sklearn's LabelEncoder, or "
+                            "numpy.unique(y, return_inverse=True)[1])") from None
+        raise SpecError(f"the {what} cannot become a tensor: {describe_error(err)}") from None
 
 
 def _one_per_sample(targets: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,51 @@
+"""Round 7 of user workflows nobody had tried: data as people return it."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import bnplace
+from bnplace.loading import SpecError
+from bnplace.tune.data import load_data
+from examples.models import MLP
+from tests.tune.conftest import tiny_mlp
+
+FAST = {"epochs": 1, "device": "cpu", "progress": False, "pruner": "none"}
+
+
+def _pairs():
+    x, y = torch.randn(40, 64), torch.arange(40) % 10  # every class in train and val
+    return (x[:30], y[:30]), (x[30:], y[30:])
+
+
+def test_class_names_as_text_are_a_one_line_error_saying_to_encode_them():
+    (train_x, _), val = _pairs()
+    names = np.array(["cat", "dog"] * 15)  # labels read from a CSV column, as text
+    with pytest.raises(SpecError) as refused:
+        load_data(lambda: ((train_x.numpy(), names), val), MLP())
+    assert str(refused.value) == (
+        "the train targets hold text ('cat', ...), not numbers: turn class names into class "
+        "indices 0..K-1 first (sklearn's LabelEncoder, or numpy.unique(y, return_inverse=True)[1])")
+
+
+def test_ragged_inputs_are_a_one_line_error():
+    train, (_, val_y) = _pairs()
+    with pytest.raises(SpecError) as refused:
+        load_data(lambda: (train, ([[0.0] * 64] * 9 + [[0.0]], val_y)), MLP())
+    assert str(refused.value) == ("the val inputs cannot become a tensor: ValueError: expected "
+                                  "sequence of length 64 at dim 1 (got 1)")
+
+
+def test_features_computed_with_autograd_history_train_in_every_trial(tmp_path):
+    """Features from a pretrained network run outside torch.no_grad() carry its graph: before,
+    every trial's second step failed ("Trying to backward through the graph a second time")."""
+    (train_x, train_y), (val_x, val_y) = _pairs()
+    backbone = nn.Linear(64, 64)
+    features = ((backbone(train_x), train_y), (backbone(val_x), val_y))
+    result = bnplace.tune(tiny_mlp, data=features, trials=2, placements="none,before-activation",
+                          batch_size=8, output=tmp_path, **FAST)
+    assert [(t["state"], t["reason"]) for t in result.trials] == [("COMPLETE", None)] * 2
