@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, Dataset as TorchDataset
 
 from bnplace.graph.shapes import eval_mode
 from bnplace.loading import SpecError, describe_error, load_object
@@ -214,7 +214,7 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
         except Exception as err:
             raise SpecError(f"data function {name!r} failed: {type(err).__name__}: {err}") from err
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise SpecError(f"data {name!r} must return (train, val), got {type(pair).__name__}")
+        raise SpecError(f"data {name!r} must return (train, val), got {_described_return(pair)}")
     train, val = (_batches(part, label) for part, label in zip(pair, ("train", "val")))
     (train_x, train_y), (val_x, val_y) = _sample(train, "train"), _sample(val, "val")
     if len(train_x) < 2:
@@ -230,6 +230,16 @@ def _user_data(name: str, function: Any, model: nn.Module) -> Dataset:
     if isinstance(train, TensorBatches) and isinstance(val, TensorBatches):  # whole, not a batch
         warn_about_class_coverage(train_y, val_y)
     return Dataset(name, train, val, example)
+
+
+def _described_return(value: Any) -> str:
+    """What a data function returned instead of (train, val): four parts are most likely
+    train_test_split's X_train, X_val, y_train, y_val, which pair nothing."""
+    if not isinstance(value, (tuple, list)):
+        return type(value).__name__
+    split = (": train_test_split's X_train, X_val, y_train, y_val? return "
+             "((X_train, y_train), (X_val, y_val))" if len(value) == 4 else "")
+    return f"a {type(value).__name__} of {len(value)}{split}"
 
 
 def _taken_by(model: nn.Module, batches: Batches, inputs: torch.Tensor,
@@ -253,10 +263,18 @@ def _batches(part: Any, label: str) -> Batches:
     if isinstance(part, (tuple, list)) and len(part) == 2:
         inputs, targets = (_tensor(t, f"{label} {what}") for t, what in zip(part, PARTS))
         return TensorBatches(inputs, _class_indices(targets, label))  # inputs may be token ids
-    once = (": an iterator is read once, and every epoch reads the data again"
-            if isinstance(part, Iterator) else "")
     raise SpecError(f"{label} data must be an (inputs, targets) pair, a TensorDataset or a "
-                    f"DataLoader, got {type(part).__name__}{once}")
+                    f"DataLoader, got {type(part).__name__}{_part_hint(part)}")
+
+
+def _part_hint(part: Any) -> str:
+    """What to do with a part of the data given in a form the tuner does not read."""
+    if isinstance(part, Iterator):
+        return ": an iterator is read once, and every epoch reads the data again"
+    if isinstance(part, TorchDataset):  # a Dataset class of the user's own: samples, no batches
+        return (": wrap it in a DataLoader (DataLoader(dataset, batch_size=64, shuffle=True) "
+                "for the train set)")
+    return ""
 
 
 def _tensor(values: Any, what: str) -> torch.Tensor:
@@ -273,6 +291,15 @@ def _tensor(values: Any, what: str) -> torch.Tensor:
                             "into class indices 0..K-1 first (sklearn's LabelEncoder, or "
                             "numpy.unique(y, return_inverse=True)[1])") from None
         raise SpecError(f"the {what} cannot become a tensor: {describe_error(err)}") from None
+
+
+def _described_items(items: Any) -> str:
+    """What a batch that is not an (inputs, targets) pair of tensors holds: a tuple of numpy
+    arrays (a collate_fn of its own) or of three tensors (an index too) is a tuple all the same."""
+    if not isinstance(items, (tuple, list)):
+        return f"a {type(items).__name__}"
+    return (f"a {type(items).__name__} of {len(items)}: "
+            f"({', '.join(type(item).__name__ for item in items)})")
 
 
 def _one_per_sample(targets: torch.Tensor) -> torch.Tensor:
@@ -318,7 +345,7 @@ def _sample(batches: Batches, label: str) -> Batch:
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2
                 and all(isinstance(part, torch.Tensor) for part in batch)):
             got = (f"a dict with keys {sorted(map(str, batch))}" if isinstance(batch, dict)
-                   else f"a {type(batch).__name__}")
+                   else _described_items(batch))
             raise SpecError(f"the {label} DataLoader must yield (inputs, targets) pairs of "
                             f"tensors, got {got}")
         inputs, targets = batch[0], _class_indices(batch[1], label)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import bnplace
 from bnplace.loading import SpecError
@@ -49,3 +50,47 @@ def test_features_computed_with_autograd_history_train_in_every_trial(tmp_path):
     result = bnplace.tune(tiny_mlp, data=features, trials=2, placements="none,before-activation",
                           batch_size=8, output=tmp_path, **FAST)
     assert [(t["state"], t["reason"]) for t in result.trials] == [("COMPLETE", None)] * 2
+
+
+class Rows(Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int):
+        return self.x[index], self.y[index], index  # the index too, for logging
+
+
+def _train_test_split_order():
+    (train_x, train_y), (val_x, val_y) = _pairs()
+    return [train_x, val_x, train_y, val_y]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda train, val: (DataLoader(Rows(*train), batch_size=8), val),
+     "the train DataLoader must yield (inputs, targets) pairs of tensors, got a list of 3: "
+     "(Tensor, Tensor, Tensor)"),
+    (lambda train, val: (DataLoader(TensorDataset(*train), batch_size=8,
+                                    collate_fn=lambda rows: tuple(np.stack(part) for part in
+                                                                  zip(*rows))), val),
+     "the train DataLoader must yield (inputs, targets) pairs of tensors, got a tuple of 2: "
+     "(ndarray, ndarray)"),
+    (lambda train, val: (train, Rows(*val)),
+     "val data must be an (inputs, targets) pair, a TensorDataset or a DataLoader, got Rows: "
+     "wrap it in a DataLoader (DataLoader(dataset, batch_size=64, shuffle=True) for the train "
+     "set)"),
+    (lambda train, val: _train_test_split_order(),
+     "data 'data' must return (train, val), got a list of 4: train_test_split's X_train, "
+     "X_val, y_train, y_val? return ((X_train, y_train), (X_val, y_val))"),
+])
+def test_data_in_a_form_the_tuner_does_not_read_says_what_it_got(make, message):
+    train, val = _pairs()
+
+    def data():
+        return make(train, val)
+
+    with pytest.raises(SpecError) as refused:
+        load_data(data, MLP())
+    assert str(refused.value) == message
