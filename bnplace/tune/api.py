@@ -145,9 +145,7 @@ def _study_settings(options: TuneOptions, model_fn: ModelFactory | str,
     name does not tell apart); the data as its name, sizes and input shape (a ``(train, val)``
     pair has no name).
     """
-    model = model_fn if isinstance(model_fn, str) else (
-        f"{getattr(model_fn, '__module__', '?')}:"
-        f"{getattr(model_fn, '__qualname__', type(model_fn).__qualname__)}")
+    model = model_fn if isinstance(model_fn, str) else _callable_name(model_fn)
     return {"model": model, "model_kwargs": model_kwargs or {},
             "parameters": sum(p.numel() for p in probe.parameters()), "data": data.name,
             "data_shape": data.shape(),
@@ -155,6 +153,18 @@ def _study_settings(options: TuneOptions, model_fn: ModelFactory | str,
             "lr_min": options.lr_min, "lr_max": options.lr_max, "epochs": options.epochs,
             "batch_size": options.batch_size, "weight_decay": options.weight_decay,
             "sampler": options.sampler, "seed": options.seed}
+
+
+def _callable_name(model_fn: ModelFactory) -> str:
+    """``module:qualname``; a ``functools.partial`` as its function and the arguments it binds
+    (``partial(Net, p=0.1)`` and ``partial(Net, p=0.5)`` build different models), their reprs
+    without memory addresses, which change from run to run."""
+    if isinstance(model_fn, functools.partial):
+        bound = [*map(repr, model_fn.args), *(f"{k}={v!r}" for k, v in model_fn.keywords.items())]
+        arguments = re.sub(r" at 0x[0-9a-fA-F]+", "", ", ".join(bound))
+        return f"{_callable_name(model_fn.func)}({arguments})"
+    return (f"{getattr(model_fn, '__module__', '?')}:"
+            f"{getattr(model_fn, '__qualname__', type(model_fn).__qualname__)}")
 
 
 def _report(study: optuna.Study, options: TuneOptions, trainer: Trainer,

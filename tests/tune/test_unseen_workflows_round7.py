@@ -1,7 +1,9 @@
-"""Round 7 of user workflows nobody had tried: data as people return it."""
+"""Round 7 of user workflows nobody had tried: data as people return it, and models bound
+with functools.partial."""
 
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 import bnplace
 from bnplace.loading import SpecError
 from bnplace.tune.data import load_data
+from bnplace.tune.options import TuneInputError
 from examples.models import MLP
 from tests.tune.conftest import tiny_mlp
 
@@ -94,3 +97,24 @@ def test_data_in_a_form_the_tuner_does_not_read_says_what_it_got(make, message):
     with pytest.raises(SpecError) as refused:
         load_data(data, MLP())
     assert str(refused.value) == message
+
+
+def _mlp(hidden: int, p: float) -> nn.Module:
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(p), nn.Linear(hidden, 10))
+
+
+def test_two_partials_of_one_function_do_not_share_a_study(tmp_path):
+    """Both build an nn.Sequential of as many parameters: recorded as 'functools:partial', the
+    second joined the first's study and mixed its trials in."""
+    options = {"data": _pairs(), "trials": 1, "placements": "none", "batch_size": 8,
+               "output": tmp_path, **FAST}
+    bnplace.tune(functools.partial(_mlp, 16, p=0.1), **options)
+    again = bnplace.tune(functools.partial(_mlp, 16, p=0.1), **options)  # the same: resumes
+    assert len(again.trials) == 1
+    with pytest.raises(TuneInputError) as refused:
+        bnplace.tune(functools.partial(_mlp, 16, p=0.5), **options)
+    name = f"{__name__}:_mlp"
+    assert str(refused.value) == (
+        f"study 'Sequential-data' was started with other settings (model '{name}(16, p=0.1)' -> "
+        f"'{name}(16, p=0.5)'); run it with the same ones, or choose another --study-name or "
+        "--output")
