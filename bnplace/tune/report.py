@@ -26,7 +26,7 @@ def summarize(trials: list[FrozenTrial], placements: tuple[Placement, ...]) -> d
     return {
         "best": None if best is None else {
             "placement": best.params["placement"], "lr": best.params["lr"],
-            "val_accuracy": best.value, "trial": best.number},
+            **_searched_weight_decay(best), "val_accuracy": best.value, "trial": best.number},
         "by_placement": _by_placement(trials, placements),
         "trials": [_trial_record(t) for t in trials
                    if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)],
@@ -42,6 +42,7 @@ def _by_placement(trials: list[FrozenTrial], placements: tuple[Placement, ...]) 
         table[placement.value] = {
             "best_val_accuracy": None if best is None else best.value,
             "lr": None if best is None else best.params["lr"],
+            **({} if best is None else _searched_weight_decay(best)),
             "trial": None if best is None else best.number,
             "trials": len(mine),
             "epoch_seconds": statistics.median(seconds) if seconds else None,
@@ -51,6 +52,12 @@ def _by_placement(trials: list[FrozenTrial], placements: tuple[Placement, ...]) 
         seconds = row["epoch_seconds"]
         row["overhead_vs_none"] = (seconds / baseline - 1) if baseline and seconds else None
     return table
+
+
+def _searched_weight_decay(trial: FrozenTrial) -> dict[str, float]:
+    """``{"weight_decay": ...}`` when the study searched it (--weight-decay): without it, the
+    winner could not be trained again from what the report names."""
+    return {"weight_decay": trial.params["weight_decay"]} if "weight_decay" in trial.params else {}
 
 
 def _trial_record(trial: FrozenTrial) -> dict[str, Any]:
@@ -95,8 +102,9 @@ def print_table(console: Console, summary: dict[str, Any], total: int) -> None:
         console.print(f"[bold red]No trial completed[/]: {_common_reasons(summary['trials'])}"
                       "every trial's reason is in results.json.", markup=True, highlight=False)
     else:
-        console.print(f"Winner: [bold green]{best['placement']}[/] at lr {best['lr']:.3g} — "
-                      f"{best['val_accuracy']:.2%} validation accuracy (trial {best['trial']}).")
+        decay = f", weight decay {best['weight_decay']:.3g}" if "weight_decay" in best else ""
+        console.print(f"Winner: [bold green]{best['placement']}[/] at lr {best['lr']:.3g}{decay} "
+                      f"— {best['val_accuracy']:.2%} validation accuracy (trial {best['trial']}).")
 
 
 def _common_reasons(trials: list[dict[str, Any]], shown: int = 3) -> str:

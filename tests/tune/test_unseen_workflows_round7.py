@@ -1,13 +1,16 @@
-"""Round 7 of user workflows nobody had tried: data as people return it, and models bound
-with functools.partial."""
+"""Round 7 of user workflows nobody had tried: data as people return it, models bound with
+functools.partial, and a weight decay the report must name."""
 
 from __future__ import annotations
 
 import functools
+import io
+import json
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -118,3 +121,20 @@ def test_two_partials_of_one_function_do_not_share_a_study(tmp_path):
         f"study 'Sequential-data' was started with other settings (model '{name}(16, p=0.1)' -> "
         f"'{name}(16, p=0.5)'); run it with the same ones, or choose another --study-name or "
         "--output")
+
+
+def test_a_searched_weight_decay_of_the_winner_is_reported(tmp_path):
+    """Before, only the trial list held it: the winner could not be trained again from the
+    report's `best`, its row or the console."""
+    out = io.StringIO()
+    result = bnplace.tune(tiny_mlp, data=_pairs(), trials=1, placements="none", batch_size=8,
+                          weight_decay=True, output=tmp_path, **FAST,
+                          console=Console(file=out, width=200))
+    decay = result.trials[0]["params"]["weight_decay"]
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["best"]["weight_decay"] == document["by_placement"]["none"]["weight_decay"] \
+        == decay == pytest.approx(1e-4)
+    assert f"Winner: none at lr 0.0316, weight decay {decay:.3g} — " in out.getvalue()
+    without = bnplace.tune(tiny_mlp, data=_pairs(), trials=1, placements="none", batch_size=8,
+                           output=tmp_path / "plain", **FAST, console=Console(file=io.StringIO()))
+    assert "weight_decay" not in without.best and "weight_decay" not in without.by_placement["none"]
