@@ -18,8 +18,8 @@ import libcst as cst
 from libcst.metadata import QualifiedName, QualifiedNameSource, Scope
 
 from bnplace.lint.bindings import Bindings
-from bnplace.placement import (LayerKind, kind_of_keras_layer, kind_of_torch_function,
-                               kind_of_torch_module)
+from bnplace.placement import (LayerKind, kind_of_keras_function, kind_of_keras_layer,
+                               kind_of_torch_function, kind_of_torch_module)
 
 # How unimported prefixes are usually meant (a snippet that says ``nn.Linear`` means torch.nn).
 _CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional",
@@ -35,6 +35,10 @@ OTHER_TORCH_BATCHNORMS = frozenset({"torch_geometric.nn.BatchNorm",
                                     "torch_geometric.nn.norm.batch_norm.BatchNorm"})
 # A class named through more names than this (``A = B``, ``B = partial(A)``...) is left unknown.
 _MAX_DEPTH = 16
+# TensorFlow's own namespaces of functions on tensors (``tf.nn.softmax``, ``tf.math.tanh``,
+# ``tf.sigmoid``); Keras' are any lowercase name of a Keras package (``keras.activations.relu``,
+# ``keras.ops.softmax``).
+_TF_FUNCTION_PACKAGES = (["tensorflow"], ["tensorflow", "nn"], ["tensorflow", "math"])
 
 
 @dataclass(frozen=True)
@@ -167,11 +171,20 @@ class NameResolver:
                 kind = kind_of_torch_function(name)
                 return LayerType("torch", name, kind, is_function=True) if kind else None
             return LayerType("torch", name, kind_of_torch_module(name)) if _is_class(name) else None
-        if _is_keras(package):
-            return LayerType("keras", name, kind_of_keras_layer(name)) if _is_class(name) else None
+        if _is_keras(package) or package in _TF_FUNCTION_PACKAGES:
+            return self._keras_layer_type(package, name)
         if package:
             return None
         return self._bare_layer_type(name)
+
+    @staticmethod
+    def _keras_layer_type(package: list[str], name: str) -> LayerType | None:
+        """A Keras layer class, or a Keras or TensorFlow function applied to a tensor."""
+        if _is_class(name):
+            return LayerType("keras", name, kind_of_keras_layer(name)) if _is_keras(package) \
+                else None
+        kind = kind_of_keras_function(name)
+        return LayerType("keras", name, kind, is_function=True) if kind else None
 
     def layer_class(self, node: cst.BaseExpression, depth: int = 0) -> LayerClass | None:
         """The layer class a value names: ``nn.BatchNorm2d``, ``functools.partial`` of one
