@@ -38,6 +38,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, Scope
 
 from bnplace.lint.bindings import Bindings
+from bnplace.lint.bias_reads import reads_bias
 from bnplace.lint.checkpoints import loads_weights
 from bnplace.lint.constants import Constants
 from bnplace.lint.layer_calls import argument, read_layer
@@ -188,6 +189,7 @@ class _Describer:
         self._seen_containers: set[int] = set()  # ids of the container calls read so far
         self._module = module
         self._loads_weights = loads_weights(module, code)
+        self._reads_bias = reads_bias(module, code)
         self._functions = _functions_by_name(module)
         self._helper_results: dict[str, Layers | None] = {}
         self._read_from_other_scopes: dict[tuple[Scope, str], bool] = {}
@@ -217,7 +219,7 @@ class _Describer:
                 self._emit(_path(node, readers), lone=True)
         return Description(self._pinned(tuple(self._sequences)), tuple(dict.fromkeys(self._unused)),
                            tuple(dict.fromkeys(self._discarded)),
-                           self._loads_weights)
+                           self._loads_weights, self._reads_bias)
 
     def _run_unwalked_containers(self) -> None:
         """A ``Sequential(...)`` that the statement walk does not reach is a sequence all the
@@ -618,30 +620,41 @@ class _Describer:
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
             return self._repeated(node, frame)
         if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
-            return self._flattened(node, frame)
+            return self._comprehended(node, frame)
         return None
 
-    def _flattened(self, node: cst.ListComp | cst.GeneratorExp, frame: _Frame) -> Layers | None:
-        """``[m for a, b in zip(w, w[1:]) for m in (nn.Linear(a, b), nn.BatchNorm1d(b))]``: the
-        written layers once per outer item, read as ``_repeated`` reads an unknown count (the
-        copies after the first fixed in place). An ``if`` clause may drop any of them. None for
-        any other comprehension."""
+    def _comprehended(self, node: cst.ListComp | cst.GeneratorExp, frame: _Frame
+                      ) -> Layers | None:
+        """A comprehension of layers: its element once per item, read as ``_repeated`` reads an
+        unknown count (the copies after the first fixed in place). The element is a layer call
+        (``[nn.Linear(w, w) for _ in range(n)]``, ``[nn.Sequential(...) for c in chans]``), or
+        a name taking each layer of a written tuple in turn (``[m for a, b in zip(w, w[1:]) for
+        m in (nn.Linear(a, b), nn.BatchNorm1d(b))]``: the tuple once per outer item). An ``if``
+        clause may drop any of them, and a call may be made no times at all (``range(n)``): a
+        neighbour outside need not meet it. Such layers are reported, not fixed. None for any
+        other comprehension."""
         clauses = [node.for_in]
         while clauses[-1].inner_for_in is not None:
             clauses.append(clauses[-1].inner_for_in)
         last = clauses[-1]
-        if not (isinstance(node.elt, cst.Name) and isinstance(last.target, cst.Name)
+        if (isinstance(node.elt, cst.Name) and isinstance(last.target, cst.Name)
                 and last.target.value == node.elt.value
                 and isinstance(last.iter, (cst.List, cst.Tuple))):
+            written, repeated = last.iter, len(clauses) > 1
+        elif isinstance(node.elt, cst.Call):
+            written, repeated = node.elt, True
+        else:
             return None
         filtered = any(clause.ifs for clause in clauses)
         frame.conditional += filtered
         frame.guarded += filtered
-        layers = self._layers_of(last.iter, frame)
+        layers = self._layers_of(written, frame)
         frame.conditional -= filtered
         frame.guarded -= filtered
-        if layers is None or len(clauses) == 1:
+        if layers is None or not repeated:
             return layers
+        if written is node.elt:  # a Sequential in it was read whole where it is written
+            layers = tuple(replace(layer, movable=False, guarded=True) for layer in layers)
         return layers + _fixed_in_place(layers)
 
     def _repeated(self, node: cst.BinaryOperation, frame: _Frame) -> Layers | None:
@@ -715,7 +728,9 @@ class _Describer:
             if arg.keyword is not None and arg.keyword.value != "layers":
                 continue
             value = arg.value
-            if isinstance(value, (cst.List, cst.Tuple)) or arg.star:
+            if arg.star:
+                layers += self._unpacked(value, frame)
+            elif isinstance(value, (cst.List, cst.Tuple)):
                 layers += self._layers_of(value, frame) or ()
             else:
                 layers += self._element(value, frame)
@@ -725,10 +740,16 @@ class _Describer:
         layers: Layers = ()
         for element in elements:
             if isinstance(element, cst.StarredElement):
-                layers += self._layers_of(element.value, frame) or (self._opaque(element.value),)
+                layers += self._unpacked(element.value, frame)
             else:
                 layers += self._element(element.value, frame)
         return layers if any(layer.kind is not None for layer in layers) else None
+
+    def _unpacked(self, node: cst.BaseExpression, frame: _Frame) -> Layers:
+        """What ``*node`` passes: its layers, or one unknown layer standing for what the linter
+        cannot read (``nn.Sequential(nn.Dropout(), *blocks, nn.BatchNorm1d(8))``: the Dropout
+        need not feed the BatchNorm)."""
+        return self._layers_of(node, frame) or (self._opaque(node),)
 
     def _named_elements(self, node: cst.BaseExpression, frame: _Frame) -> Layers | None:
         """``OrderedDict([("fc", nn.Linear(...)), ...])`` (or a dict): the value of each item."""
