@@ -82,9 +82,11 @@ class Description:
     """Everything the rules see of one source: layer sequences, and BatchNorm layers never used
     or whose output is thrown away (``self.bn(x)`` as a statement of its own). ``loads_weights``
     says the source loads saved weights into its models (``load_state_dict``): a fix must not
-    add or remove a parameter, or they would no longer fit."""
+    add or remove a parameter, or they would no longer fit. ``reads_bias`` says it reads a
+    layer's ``.bias`` and never tests one against None: without the bias that read fails."""
 
     sequences: tuple[tuple[Layer, ...], ...] = ()
     unused: tuple[Layer, ...] = field(default=())
     discarded: tuple[Layer, ...] = field(default=())  # called, its output thrown away
     loads_weights: bool = False
+    reads_bias: bool = False

@@ -49,9 +49,10 @@ def check(description: Description) -> Iterator[Finding]:
             # A layer also used where no BN follows (VGG's ``conv2d`` without batch_norm, a
             # helper's layer), a BN that may be left out (``if use_bn:``), or an output other
             # code may read on some runs, needs the bias there; saved weights loaded by the file
-            # hold the bias: report, do not fix.
+            # hold the bias, and a read of ``m.bias`` would find None: report, do not fix.
             safe = (bool(linear.framework) and all(uses[linear.definition]) and not bn.guarded
-                    and not linear.maybe_shared_output and not description.loads_weights)
+                    and not linear.maybe_shared_output and not description.loads_weights
+                    and not description.reads_bias)
             yield Finding("BNP002", f"{linear.type_name} has a bias that the {bn.type_name} "
                           f"after it subtracts away: pass {keyword}=False", linear.definition,
                           (linear,), f"Add {keyword}=False" if safe else None)
