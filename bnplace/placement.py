@@ -152,12 +152,6 @@ def kind_of_keras_activation(name: str) -> LayerKind | None:
     return _KERAS_STRING_KINDS.get(name)
 
 
-def kind_of_keras_function(name: str) -> LayerKind | None:
-    """The kind of a Keras or TensorFlow function applied to a tensor (``keras.activations.relu``,
-    ``keras.ops.softmax``, ``tf.nn.log_softmax``): each is spelled as its ``activation=`` string."""
-    return kind_of_keras_activation(name)
-
-
 def activation_function(name: str) -> str | None:
     """Which activation a torch module, function or method name or a Keras layer or string
     spells, as its key in ACTIVATIONS (``Sigmoid``, ``sigmoid_``, ``'sigmoid'``: ``sigmoid``)."""

@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.metadata import QualifiedName, QualifiedNameSource, Scope
 
 from bnplace.lint.bindings import Bindings
-from bnplace.placement import (LayerKind, kind_of_keras_function, kind_of_keras_layer,
+from bnplace.placement import (LayerKind, kind_of_keras_activation, kind_of_keras_layer,
                                kind_of_torch_function, kind_of_torch_module)
 
 # How unimported prefixes are usually meant (a snippet that says ``nn.Linear`` means torch.nn).
@@ -183,7 +183,7 @@ class NameResolver:
         if _is_class(name):
             return LayerType("keras", name, kind_of_keras_layer(name)) if _is_keras(package) \
                 else None
-        kind = kind_of_keras_function(name)
+        kind = kind_of_keras_activation(name)  # a function is spelled as its activation= string
         return LayerType("keras", name, kind, is_function=True) if kind else None
 
     def layer_class(self, node: cst.BaseExpression, depth: int = 0) -> LayerClass | None:
