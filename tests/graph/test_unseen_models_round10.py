@@ -240,6 +240,7 @@ class ScriptedBody(nn.Module):
         return self.body(self.stem(x))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_example_inputs_work_beside_a_scripted_submodule() -> None:
     # kept_buffers read a TorchScript module's _buffers with .get, which it lacks
     x = torch.randn(2, 3, 6, 6)
