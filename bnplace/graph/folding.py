@@ -43,6 +43,7 @@ from bnplace.graph.tracing import TracedPart, trace
 from bnplace.placement import LayerKind
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
+_SCRIPTED_BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
 
 
 @dataclass(frozen=True)
@@ -147,16 +148,19 @@ class _Folder:
         return needs_graph or part.prefix in self.retargeted
 
     def report_unseen(self, untraced: Mapping[str, str]) -> None:
-        """Every BN module neither folded nor left yet was never called in a traced graph."""
+        """Every BN module neither folded nor left yet was never called in a traced graph:
+        it sits in (or is) an untraced part, scripted ones included, or is never called."""
         done = {f.batchnorm for f in self.report.folded} | set(self.report.left)
         for name, m in self.model.named_modules():
-            if _is_batchnorm(m) and name not in done:
-                owner = max((u for u in untraced if not u or name.startswith(f"{u}.")), key=len,
-                            default=None)
+            if (_is_batchnorm(m) or _is_scripted_batchnorm(m)) and name not in done:
+                owner = max((u for u in untraced
+                             if not u or name == u or name.startswith(f"{u}.")),
+                            key=len, default=None)
                 self.report.left[name] = (
-                    f"inside `{owner or type(self.model).__name__}`, whose forward does not "
-                    f"trace ({untraced[owner]})" if owner is not None
-                    else "not called by the model's forward")
+                    "not called by the model's forward" if owner is None
+                    else f"it is not traced: {untraced[owner]}" if owner == name
+                    else f"inside `{owner or type(self.model).__name__}`, whose forward does not "
+                         f"trace ({untraced[owner]})")
 
     def _part_problem(self, part: TracedPart) -> str | None:
         """Why no graph may replace the forward that calls the BN (one updating its buffers)."""
@@ -267,6 +271,14 @@ class _Folder:
 def _is_batchnorm(module: nn.Module) -> bool:
     """A BatchNorm module, or a frozen one (torchvision's ``FrozenBatchNorm2d``: the same map)."""
     return isinstance(module, _BatchNorm) or is_frozen_batchnorm(module)
+
+
+def _is_scripted_batchnorm(module: nn.Module) -> bool:
+    """A BatchNorm compiled by ``torch.jit.script``: no ``_BatchNorm`` instance any more, only
+    its original class name tells; it is never folded, only reported."""
+    return (isinstance(module, torch.jit.RecursiveScriptModule)
+            and (module.original_name in _SCRIPTED_BATCHNORMS
+                 or module.original_name.startswith("FrozenBatchNorm")))
 
 
 def _channels(bn: nn.Module) -> int:
