@@ -52,6 +52,9 @@ class Layer:
     ``arguments`` is what a call passes the layer besides its input (``training=training`` in
     ``self.drop(x, training=training)``): a swap of callees leaves it where it is, so it keeps
     the meaning only between two calls that pass the same.
+    ``after_gap`` says it opens a comprehension or a repeated list (``*[...] * n``) and the
+    layer before it is outside: a fix must not pair the two (a swap would move a layer into
+    the repeat, and the repeat may make no items).
     ``guarded`` says it is built or called under an ``if`` or a conditional expression: the
     code may run without it. ``shared_output`` says other code reads its output too;
     ``maybe_shared_output`` that other code may read it on some runs (``return out, h`` after an
@@ -73,6 +76,7 @@ class Layer:
     arguments: str = ""
     function: str | None = None
     guarded: bool = False
+    after_gap: bool = False
     shared_output: bool = False
     maybe_shared_output: bool = False
 

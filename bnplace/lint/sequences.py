@@ -631,8 +631,9 @@ class _Describer:
         a name taking each layer of a written tuple in turn (``[m for a, b in zip(w, w[1:]) for
         m in (nn.Linear(a, b), nn.BatchNorm1d(b))]``: the tuple once per outer item). An ``if``
         clause may drop any of them, and a call may be made no times at all (``range(n)``): a
-        neighbour outside need not meet it. Such layers are reported, not fixed. None for any
-        other comprehension."""
+        neighbour outside need not meet it. Such layers, and the first one's pair with the
+        layer before the comprehension, are reported, not fixed. None for any other
+        comprehension."""
         clauses = [node.for_in]
         while clauses[-1].inner_for_in is not None:
             clauses.append(clauses[-1].inner_for_in)
@@ -655,7 +656,7 @@ class _Describer:
             return layers
         if written is node.elt:  # a Sequential in it was read whole where it is written
             layers = tuple(replace(layer, movable=False, guarded=True) for layer in layers)
-        return layers + _fixed_in_place(layers)
+        return _repeats(layers)
 
     def _repeated(self, node: cst.BinaryOperation, frame: _Frame) -> Layers | None:
         """``[a, b] * 3`` (or ``n * layers``): the list again after itself, so the last layer of
@@ -672,7 +673,7 @@ class _Describer:
             copies = self._constants.int_value(count)
             if copies is not None and copies < 2:
                 return layers if copies == 1 else None
-            return layers + _fixed_in_place(layers)
+            return _repeats(layers)
         return None
 
     def _called_layers(self, call: cst.Call, frame: _Frame) -> Layers | None:
@@ -1075,6 +1076,14 @@ def _is_super_init(func: cst.BaseExpression) -> bool:
 def _fixed_in_place(layers: Layers | None) -> Layers | None:
     """Layers written in another function: a fix here must not swap them with local code."""
     return None if layers is None else tuple(replace(layer, movable=False) for layer in layers)
+
+
+def _repeats(layers: Layers) -> Layers:
+    """Layers written once and made several times: two copies, the second fixed in place, the
+    first opening after a gap (a swap with the layer before would move it into the repeat,
+    and a repeat may make no items)."""
+    opened = (replace(layers[0], after_gap=True),) + layers[1:] if layers else layers
+    return opened + _fixed_in_place(layers)
 
 
 def _in_place_receiver(value: cst.BaseExpression) -> cst.BaseExpression | None:

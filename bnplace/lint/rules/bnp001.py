@@ -18,9 +18,11 @@ def check(description: Description) -> Iterator[Finding]:
                 continue
             bn, dropout = layers[i], layers[j]
             # the swap gives the Dropout's statement the BatchNorm's output: only right where
-            # the BatchNorm is the one place that reads the Dropout's output
+            # the BatchNorm is the one place that reads the Dropout's output, and not across a
+            # gap (the BN opens a comprehension that may make no items)
             read_elsewhere = dropout.shared_output or dropout.maybe_shared_output
             swappable = (j == i - 1 and bn.movable and dropout.movable and not read_elsewhere
+                         and not bn.after_gap
                          and bn.arguments == dropout.arguments)
             fix = f"Move {bn.type_name} in front of {dropout.type_name}" if swappable else None
             yield Finding("BNP001", f"{bn.type_name} is fed directly by {dropout.type_name}: it "

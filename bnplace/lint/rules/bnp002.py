@@ -44,13 +44,16 @@ def check(description: Description) -> Iterator[Finding]:
         for i in indices_of(layers, LayerKind.LINEAR):
             if not _feeds_batchnorm(layers, i):
                 continue
-            linear, bn = layers[i], layers[neighbour(layers, i, 1)]
+            j = neighbour(layers, i, 1)
+            linear, bn = layers[i], layers[j]
             keyword = BIAS_KEYWORD.get(linear.framework, "bias")
             # A layer also used where no BN follows (VGG's ``conv2d`` without batch_norm, a
             # helper's layer), a BN that may be left out (``if use_bn:``), or an output other
-            # code may read on some runs, needs the bias there; saved weights loaded by the file
+            # code may read on some runs, or a BN across a gap (a comprehension that may make no
+            # items), needs the bias there; saved weights loaded by the file
             # hold the bias, and a read of ``m.bias`` would find None: report, do not fix.
             safe = (bool(linear.framework) and all(uses[linear.definition]) and not bn.guarded
+                    and not any(layer.after_gap for layer in layers[i + 1:j + 1])
                     and not linear.maybe_shared_output and not description.loads_weights
                     and not description.reads_bias)
             yield Finding("BNP002", f"{linear.type_name} has a bias that the {bn.type_name} "
