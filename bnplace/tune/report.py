@@ -94,10 +94,16 @@ def print_table(console: Console, summary: dict[str, Any], total: int) -> None:
     if held > total:  # resumed with a lower --trials: the table is not of the trials asked for
         console.print(f"[bold yellow]More trials than asked for[/]: the study already held {held} "
                       f"trials (--trials {total}), so none was run; the table covers all {held}.")
+    timed_out = held < total  # run_trials stops short of --trials only when --timeout runs out
+    if timed_out and not summary["trials"]:
+        console.print("[bold red]No trial finished[/]: --timeout ran out before the first trial "
+                      "did; give a larger --timeout (each trial trains every epoch).")
+        return
     untried = [name for name, row in summary["by_placement"].items() if row["trials"] == 0]
-    if untried:  # too few --trials (or --timeout): the winner beat only the placements tried
+    if untried:  # the winner beat only the placements tried
         console.print(f"[bold yellow]Not tried[/]: {', '.join(untried)}; the study ended before "
-                      "reaching them (raise --trials to compare every placement).")
+                      f"reaching them (raise {'--timeout' if timed_out else '--trials'} to "
+                      "compare every placement).")
     if best is None:
         console.print(f"[bold red]No trial completed[/]: {_common_reasons(summary['trials'])}"
                       "every trial's reason is in results.json.", markup=True, highlight=False)
