@@ -98,9 +98,10 @@ class LoaderBatches:
         return (batch for batch in self.in_order(batch_size) if len(batch[0]) > 1)
 
     def in_order(self, batch_size: int) -> Iterator[Batch]:
-        """The loader's batches on the device; targets as class indices (whole floats too)."""
+        """The loader's batches on the device; targets as class indices (whole floats too).
+        Inputs are cut from any autograd graph, as tensor data is (see ``_tensor``)."""
         for inputs, targets in self.loader:
-            inputs = inputs.to(self.device, non_blocking=True)
+            inputs = inputs.detach().to(self.device, non_blocking=True)
             yield (inputs.float() if self.float_inputs else inputs,
                    _one_per_sample(targets).to(self.device, non_blocking=True).long())
 
