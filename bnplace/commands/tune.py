@@ -57,7 +57,8 @@ NO_TRIAL_COMPLETED_EXIT = 1
                    "the class --model names, or the function: Lesson3Head-digits, "
                    "make_net-digits]")
 @click.option("--device", default=_DEFAULTS.device, show_default=True, metavar="auto|cpu|cuda",
-              help="Where to train: auto takes CUDA (with bf16 autocast) when available.")
+              help="Where to train: auto takes CUDA when available (training under bf16 "
+                   "autocast, validation in float32).")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,
               help="Base seed: trial N trains with seed+N, so results repeat.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",

@@ -36,7 +36,7 @@ from bnplace.graph.channels import channels_first, keeps_channels
 from bnplace.graph.kinds import (call_name, describe, is_average_pool, is_identity, is_max_pool,
                                  main_input, node_kind, overrides_forward, value_users)
 from bnplace.graph.copying import copy_module
-from bnplace.graph.frozen import is_frozen_batchnorm
+from bnplace.graph.frozen import CLASS_PREFIX, is_frozen_batchnorm
 from bnplace.graph.rewriting import finish_graph_module, install_part
 from bnplace.graph.shapes import ChannelLastBatchNorm, output_shape, propagate_shapes
 from bnplace.graph.tracing import TracedPart, trace
@@ -278,7 +278,7 @@ def _is_scripted_batchnorm(module: nn.Module) -> bool:
     its original class name tells; it is never folded, only reported."""
     return (isinstance(module, torch.jit.RecursiveScriptModule)
             and (module.original_name in _SCRIPTED_BATCHNORMS
-                 or module.original_name.startswith("FrozenBatchNorm")))
+                 or module.original_name.startswith(CLASS_PREFIX)))
 
 
 def _channels(bn: nn.Module) -> int:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+CLASS_PREFIX = "FrozenBatchNorm"  # torchvision's and Detectron2's class names start so
 _TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 def is_frozen_batchnorm(module: nn.Module) -> bool:
     """A module named ``FrozenBatchNorm*`` holding one value per channel in each of ``weight``,
     ``bias``, ``running_mean`` and ``running_var``, and a number ``eps``."""
-    if not type(module).__name__.startswith("FrozenBatchNorm"):
+    if not type(module).__name__.startswith(CLASS_PREFIX):
         return False
     values = [getattr(module, name, None) for name in _TENSORS]
     return (all(isinstance(v, torch.Tensor) and v.dim() == 1 for v in values)

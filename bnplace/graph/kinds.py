@@ -153,7 +153,7 @@ _METADATA_METHODS = ("size", "dim", "ndimension", "numel")
 _SHAPE_TEMPLATES = ("view_as", "reshape_as", "expand_as", "type_as")
 
 
-def reads_shape_only(user: fx.Node, node: fx.Node) -> bool:
+def _reads_shape_only(user: fx.Node, node: fx.Node) -> bool:
     """Does ``user`` read only ``node``'s shape or type (``x.shape``, ``x.size(0)``, LeViT's
     ``bn(x.flatten(0, 1)).reshape_as(x)``)? A BatchNorm moved or merged next to ``node`` keeps
     both, so such a use is no other user of its values."""
@@ -168,7 +168,7 @@ def reads_shape_only(user: fx.Node, node: fx.Node) -> bool:
 
 def value_users(node: fx.Node) -> list[fx.Node]:
     """The users of ``node`` that read its values, not only its shape."""
-    return [u for u in node.users if not reads_shape_only(u, node)]
+    return [u for u in node.users if not _reads_shape_only(u, node)]
 
 
 def with_main_input(args: tuple, kwargs: dict, value: fx.Node) -> tuple[tuple, dict]:
